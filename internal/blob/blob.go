@@ -1,0 +1,320 @@
+// Package blob is the only package that speaks to Azure: the credential
+// chain checked at start-up, block blob uploads, and read-back verification.
+package blob
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"golang.org/x/sync/errgroup"
+)
+
+// SDK defaults, used where the configuration leaves a value unset.
+const (
+	DefaultSinglePutSize = blockblob.MaxUploadBlobBytes // 256 MiB: UploadFile's single-shot limit
+	minDefaultBlockSize  = 4 * 1024 * 1024              // UploadFile's floor for large files
+)
+
+// DefaultConcurrency mirrors the SDK's CPU-based default: max(8, min(96, CPUs)).
+func DefaultConcurrency() int { return max(8, min(96, runtime.NumCPU())) }
+
+// Options tune the upload; zero values take SDK defaults.
+type Options struct {
+	Container     string
+	BlockSize     int64
+	SinglePutSize int64
+	Concurrency   int
+	TryTimeout    time.Duration
+	// Transport lets tests route through a fault-injecting proxy; nil uses a
+	// private http.Transport that Close() can shut.
+	Transport *http.Transport
+}
+
+// Credentials to try, in order, for the chosen auth mode.
+type Credentials struct {
+	Mode             string // auto, default, connection-string, shared-key
+	AccountURL       string
+	ConnectionString string
+	AccountName      string
+	AccountKey       string
+	AuthTimeout      time.Duration
+}
+
+// Store uploads files to one container.
+type Store struct {
+	c         *container.Client
+	opts      Options
+	transport *http.Transport
+	Method    string // the credential that worked
+}
+
+// ErrNotFound is returned by Stat for a missing blob.
+var ErrNotFound = errors.New("blob not found")
+
+// Info describes a stored blob.
+type Info struct {
+	Size int64
+	MD5  []byte
+}
+
+// Open tries each configured credential against the container (creating it
+// if missing) and returns a Store for the first that works. When none works
+// the error names every credential tried and why it failed.
+func Open(ctx context.Context, cr Credentials, o Options) (*Store, error) {
+	tr := o.Transport
+	if tr == nil {
+		tr = http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 64
+	}
+	copts := &azblob.ClientOptions{}
+	copts.Transport = &http.Client{Transport: tr}
+	copts.Retry = policy.RetryOptions{TryTimeout: o.TryTimeout}
+	copts.Telemetry.Disabled = true
+
+	type attempt struct {
+		name string
+		make func() (*container.Client, error)
+	}
+	var attempts []attempt
+	defaultCred := attempt{"default-credential", func() (*container.Client, error) {
+		cred, err := azidentity.NewDefaultAzureCredential(nil)
+		if err != nil {
+			return nil, err
+		}
+		svc, err := azblob.NewClient(cr.AccountURL, cred, copts)
+		if err != nil {
+			return nil, err
+		}
+		return svc.ServiceClient().NewContainerClient(o.Container), nil
+	}}
+	connStr := attempt{"connection-string", func() (*container.Client, error) {
+		svc, err := azblob.NewClientFromConnectionString(cr.ConnectionString, copts)
+		if err != nil {
+			return nil, err
+		}
+		return svc.ServiceClient().NewContainerClient(o.Container), nil
+	}}
+	sharedKey := attempt{"shared-key", func() (*container.Client, error) {
+		cred, err := azblob.NewSharedKeyCredential(cr.AccountName, cr.AccountKey)
+		if err != nil {
+			return nil, err
+		}
+		svc, err := azblob.NewClientWithSharedKeyCredential(cr.AccountURL, cred, copts)
+		if err != nil {
+			return nil, err
+		}
+		return svc.ServiceClient().NewContainerClient(o.Container), nil
+	}}
+	switch cr.Mode {
+	case "default":
+		attempts = []attempt{defaultCred}
+	case "connection-string":
+		attempts = []attempt{connStr}
+	case "shared-key":
+		attempts = []attempt{sharedKey}
+	default:
+		if cr.AccountURL != "" {
+			attempts = append(attempts, defaultCred)
+		}
+		if cr.ConnectionString != "" {
+			attempts = append(attempts, connStr)
+		}
+		if cr.AccountName != "" && cr.AccountKey != "" && cr.AccountURL != "" {
+			attempts = append(attempts, sharedKey)
+		}
+	}
+	var failures []string
+	for _, a := range attempts {
+		c, err := a.make()
+		if err == nil {
+			actx, cancel := context.WithTimeout(ctx, cr.AuthTimeout)
+			err = ensureContainer(actx, c)
+			cancel()
+		}
+		if err == nil {
+			return &Store{c: c, opts: o, transport: tr, Method: a.name}, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		failures = append(failures, fmt.Sprintf("%s: %s", a.name, oneLine(err)))
+	}
+	tr.CloseIdleConnections()
+	if len(failures) == 0 {
+		return nil, errors.New("no Azure credential is configured")
+	}
+	return nil, fmt.Errorf("no Azure credential works for container %q; tried %s", o.Container, strings.Join(failures, " | "))
+}
+
+func oneLine(err error) string {
+	s := strings.Join(strings.Fields(err.Error()), " ")
+	if len(s) > 600 {
+		s = s[:600] + "…"
+	}
+	return s
+}
+
+func ensureContainer(ctx context.Context, c *container.Client) error {
+	_, err := c.GetProperties(ctx, nil)
+	if err == nil {
+		return nil
+	}
+	if !bloberror.HasCode(err, bloberror.ContainerNotFound) {
+		return err
+	}
+	_, err = c.Create(ctx, nil)
+	if err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
+		return fmt.Errorf("create container: %w", err)
+	}
+	return nil
+}
+
+// Close drops pooled connections; the SDK clients hold no other resources.
+func (s *Store) Close() { s.transport.CloseIdleConnections() }
+
+// ContainerClient exposes the container for tests and tools.
+func (s *Store) ContainerClient() *container.Client { return s.c }
+
+// Put uploads size bytes of src as a block blob named name, replacing any
+// blob of that name. Files up to the single-put size go in one Put Blob whose
+// Content-MD5 the service checks; larger ones go as parallel blocks, each
+// CRC64-checked by the service, committed with the whole file's MD5.
+func (s *Store) Put(ctx context.Context, name string, src io.ReaderAt, size int64, md5sum []byte) error {
+	bb := s.c.NewBlockBlobClient(name)
+	headers := &blob.HTTPHeaders{BlobContentMD5: md5sum}
+	single := s.opts.SinglePutSize
+	if single <= 0 {
+		single = DefaultSinglePutSize
+	}
+	if size <= single {
+		_, err := bb.Upload(ctx, nopCloser{io.NewSectionReader(src, 0, size)}, &blockblob.UploadOptions{
+			HTTPHeaders:             headers,
+			TransactionalValidation: blob.TransferValidationTypeMD5(md5sum),
+		})
+		return classify(err)
+	}
+	blockSize := s.opts.BlockSize
+	if blockSize <= 0 {
+		blockSize = max(minDefaultBlockSize, (size+blockblob.MaxBlocks-1)/blockblob.MaxBlocks)
+	}
+	n := (size + blockSize - 1) / blockSize
+	if n > blockblob.MaxBlocks {
+		return permanent(fmt.Errorf("file of %d bytes needs %d blocks of %d bytes; Azure allows %d", size, n, blockSize, blockblob.MaxBlocks))
+	}
+	conc := s.opts.Concurrency
+	if conc <= 0 {
+		conc = DefaultConcurrency()
+	}
+	ids := make([]string, n)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(conc)
+	for i := range n {
+		ids[i] = base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "block-%010d", i))
+		off := i * blockSize
+		length := min(blockSize, size-off)
+		g.Go(func() error {
+			_, err := bb.StageBlock(gctx, ids[i], nopCloser{io.NewSectionReader(src, off, length)}, &blockblob.StageBlockOptions{
+				TransactionalValidation: blob.TransferValidationTypeComputeCRC64(),
+			})
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return classify(err)
+	}
+	_, err := bb.CommitBlockList(ctx, ids, &blockblob.CommitBlockListOptions{HTTPHeaders: headers})
+	return classify(err)
+}
+
+// Stat reads a blob's size and stored Content-MD5.
+func (s *Store) Stat(ctx context.Context, name string) (Info, error) {
+	p, err := s.c.NewBlobClient(name).GetProperties(ctx, nil)
+	if err != nil {
+		if bloberror.HasCode(err, bloberror.BlobNotFound) || isStatus(err, http.StatusNotFound) && !bloberror.HasCode(err, bloberror.ContainerNotFound) {
+			return Info{}, ErrNotFound
+		}
+		return Info{}, classify(err)
+	}
+	var info Info
+	if p.ContentLength != nil {
+		info.Size = *p.ContentLength
+	}
+	info.MD5 = p.ContentMD5
+	return info, nil
+}
+
+// Exists reports whether the blob is stored.
+func (s *Store) Exists(ctx context.Context, name string) (bool, error) {
+	_, err := s.Stat(ctx, name)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Verify confirms that the stored blob has the given size and MD5.
+func (s *Store) Verify(ctx context.Context, name string, size int64, md5sum []byte) error {
+	info, err := s.Stat(ctx, name)
+	if err != nil {
+		return fmt.Errorf("read back: %w", err)
+	}
+	if info.Size != size {
+		return fmt.Errorf("read back: blob has %d bytes, source has %d", info.Size, size)
+	}
+	if !bytes.Equal(info.MD5, md5sum) {
+		return fmt.Errorf("read back: blob Content-MD5 %x differs from source %x", info.MD5, md5sum)
+	}
+	return nil
+}
+
+type nopCloser struct{ io.ReadSeeker }
+
+func (nopCloser) Close() error { return nil }
+
+func isStatus(err error, code int) bool {
+	var re *azcore.ResponseError
+	return errors.As(err, &re) && re.StatusCode == code
+}
+
+// permanentError marks failures that retrying soon will not fix.
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string   { return e.err.Error() }
+func (e permanentError) Unwrap() error   { return e.err }
+func (e permanentError) Permanent() bool { return true }
+
+func permanent(err error) error { return permanentError{err} }
+
+// classify marks authorisation and missing-container errors permanent;
+// throttling, 5xx, timeouts and broken connections stay transient.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		switch {
+		case re.StatusCode == http.StatusForbidden, re.StatusCode == http.StatusUnauthorized,
+			re.StatusCode == http.StatusNotFound,
+			re.StatusCode == http.StatusBadRequest && !bloberror.HasCode(err, bloberror.MD5Mismatch, bloberror.CRC64Mismatch):
+			return permanent(err)
+		}
+	}
+	return err
+}

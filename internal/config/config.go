@@ -1,0 +1,290 @@
+// Package config turns the APP_* environment into a validated Config.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Prefix is put in front of every variable name below.
+const Prefix = "APP_"
+
+// Auth modes for APP_AZURE_AUTH.
+const (
+	AuthAuto             = "auto"
+	AuthDefault          = "default"
+	AuthConnectionString = "connection-string"
+	AuthSharedKey        = "shared-key"
+)
+
+// StagingCopy and StagingDirect are the values of APP_STAGING_MODE.
+const (
+	StagingCopy   = "copy"
+	StagingDirect = "direct"
+)
+
+// Config is the whole service configuration. Durations given in seconds
+// accept decimals, so they are kept as float64 and exposed as time.Duration.
+type Config struct {
+	AzureAccountURL       string   `env:"AZURE_ACCOUNT_URL"`
+	AzureContainer        string   `env:"AZURE_CONTAINER"`
+	AzureConnectionString string   `env:"AZURE_CONNECTION_STRING"`
+	AzureAccountName      string   `env:"AZURE_ACCOUNT_NAME"`
+	AzureAccountKey       string   `env:"AZURE_ACCOUNT_KEY"`
+	AzureAuth             string   `env:"AZURE_AUTH" envDefault:"auto"`
+	AzureMaxBlockSize     int64    `env:"AZURE_MAX_BLOCK_SIZE"`
+	AzureMaxSinglePutSize int64    `env:"AZURE_MAX_SINGLE_PUT_SIZE"`
+	AzureMaxConcurrency   int      `env:"AZURE_MAX_CONCURRENCY"`
+	AzureTryTimeoutS      float64  `env:"AZURE_TRY_TIMEOUT_S" envDefault:"300"`
+	AzureAuthTimeoutS     float64  `env:"AZURE_AUTH_TIMEOUT_S" envDefault:"30"`
+	NFSIncomingDir        string   `env:"NFS_INCOMING_DIR" envDefault:"/mnt/nfs/incoming"`
+	NFSProcessingRoot     string   `env:"NFS_PROCESSING_ROOT" envDefault:"/mnt/nfs/.processing"`
+	LocalStagingRoot      string   `env:"LOCAL_STAGING_ROOT" envDefault:"/mnt/staging"`
+	StagingMode           string   `env:"STAGING_MODE" envDefault:"copy"`
+	PollIntervalS         float64  `env:"POLL_INTERVAL_S" envDefault:"2"`
+	MinFileAgeS           float64  `env:"MIN_FILE_AGE_S" envDefault:"5"`
+	FileExtensions        []string `env:"FILE_EXTENSIONS" envSeparator:","`
+	MaxQueueSize          int      `env:"MAX_QUEUE_SIZE" envDefault:"2000"`
+	WorkerConcurrency     int      `env:"WORKER_CONCURRENCY" envDefault:"4"`
+	GCIntervalS           float64  `env:"GC_INTERVAL_S" envDefault:"30"`
+	RetryBaseS            float64  `env:"RETRY_BASE_S" envDefault:"1"`
+	RetryMaxS             float64  `env:"RETRY_MAX_S" envDefault:"300"`
+	HTTPAddr              string   `env:"HTTP_ADDR" envDefault:":8000"`
+	MetricsAddr           string   `env:"METRICS_ADDR"`
+}
+
+// Error lists every offending variable at once, so an operator fixes the
+// manifest in one go instead of one restart per mistake.
+type Error struct {
+	Problems map[string]string // variable name -> what is wrong
+}
+
+func (e *Error) Error() string {
+	names := make([]string, 0, len(e.Problems))
+	for n := range e.Problems {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = n + ": " + e.Problems[n]
+	}
+	return "invalid configuration: " + strings.Join(parts, "; ")
+}
+
+// Load reads the configuration from getenv-backed environment.
+func Load(environ map[string]string) (Config, error) {
+	var c Config
+	problems := map[string]string{}
+	err := env.ParseWithOptions(&c, env.Options{Prefix: Prefix, Environment: environ})
+	if err != nil {
+		keys := fieldKeys()
+		var agg env.AggregateError
+		if errors.As(err, &agg) {
+			for _, e := range agg.Errors {
+				var pe env.ParseError
+				if errors.As(e, &pe) {
+					problems[keys[pe.Name]] = fmt.Sprintf("cannot parse as %s: %v", pe.Type, unwrapAll(pe.Err))
+					continue
+				}
+				problems[Prefix+"?"] = e.Error()
+			}
+		} else {
+			problems[Prefix+"?"] = err.Error()
+		}
+	}
+	c.validate(problems)
+	if len(problems) > 0 {
+		return Config{}, &Error{Problems: problems}
+	}
+	return c, nil
+}
+
+func unwrapAll(err error) error {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err
+		}
+		err = u
+	}
+}
+
+func fieldKeys() map[string]string {
+	t := reflect.TypeOf(Config{})
+	keys := make(map[string]string, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		keys[f.Name] = Prefix + f.Tag.Get("env")
+	}
+	return keys
+}
+
+func (c *Config) validate(p map[string]string) {
+	set := func(name, msg string) {
+		if _, ok := p[Prefix+name]; !ok {
+			p[Prefix+name] = msg
+		}
+	}
+	if c.AzureContainer == "" {
+		set("AZURE_CONTAINER", "required")
+	} else if n := len(c.AzureContainer); n < 3 || n > 63 || !validContainer(c.AzureContainer) {
+		set("AZURE_CONTAINER", "must be 3-63 characters of lowercase letters, digits and single hyphens")
+	}
+	switch c.AzureAuth {
+	case AuthAuto:
+		if c.AzureAccountURL == "" && c.AzureConnectionString == "" {
+			set("AZURE_ACCOUNT_URL", "required unless APP_AZURE_CONNECTION_STRING is set")
+		}
+		if (c.AzureAccountName == "") != (c.AzureAccountKey == "") {
+			set("AZURE_ACCOUNT_KEY", "APP_AZURE_ACCOUNT_NAME and APP_AZURE_ACCOUNT_KEY go together")
+		}
+	case AuthDefault:
+		if c.AzureAccountURL == "" {
+			set("AZURE_ACCOUNT_URL", "required with APP_AZURE_AUTH=default")
+		}
+	case AuthConnectionString:
+		if c.AzureConnectionString == "" {
+			set("AZURE_CONNECTION_STRING", "required with APP_AZURE_AUTH=connection-string")
+		}
+	case AuthSharedKey:
+		if c.AzureAccountURL == "" {
+			set("AZURE_ACCOUNT_URL", "required with APP_AZURE_AUTH=shared-key")
+		}
+		if c.AzureAccountName == "" {
+			set("AZURE_ACCOUNT_NAME", "required with APP_AZURE_AUTH=shared-key")
+		}
+		if c.AzureAccountKey == "" {
+			set("AZURE_ACCOUNT_KEY", "required with APP_AZURE_AUTH=shared-key")
+		}
+	default:
+		set("AZURE_AUTH", fmt.Sprintf("unknown mode %q (want auto, default, connection-string or shared-key)", c.AzureAuth))
+	}
+	if c.StagingMode != StagingCopy && c.StagingMode != StagingDirect {
+		set("STAGING_MODE", fmt.Sprintf("unknown mode %q (want copy or direct)", c.StagingMode))
+	}
+	positive := func(name string, v float64) {
+		if math.IsNaN(v) || math.IsInf(v, 0) || v <= 0 {
+			set(name, "must be greater than 0")
+		}
+	}
+	positive("POLL_INTERVAL_S", c.PollIntervalS)
+	positive("GC_INTERVAL_S", c.GCIntervalS)
+	positive("AZURE_TRY_TIMEOUT_S", c.AzureTryTimeoutS)
+	positive("AZURE_AUTH_TIMEOUT_S", c.AzureAuthTimeoutS)
+	positive("RETRY_BASE_S", c.RetryBaseS)
+	positive("RETRY_MAX_S", c.RetryMaxS)
+	if math.IsNaN(c.MinFileAgeS) || math.IsInf(c.MinFileAgeS, 0) || c.MinFileAgeS < 0 {
+		set("MIN_FILE_AGE_S", "must be 0 or more")
+	}
+	if c.RetryMaxS < c.RetryBaseS {
+		set("RETRY_MAX_S", "must not be below APP_RETRY_BASE_S")
+	}
+	if c.MaxQueueSize < 1 {
+		set("MAX_QUEUE_SIZE", "must be at least 1")
+	}
+	if c.WorkerConcurrency < 1 || c.WorkerConcurrency > 256 {
+		set("WORKER_CONCURRENCY", "must be between 1 and 256")
+	}
+	const maxBlock = 4000 * 1024 * 1024 // Azure's Put Block limit
+	if c.AzureMaxBlockSize < 0 || c.AzureMaxBlockSize > maxBlock {
+		set("AZURE_MAX_BLOCK_SIZE", fmt.Sprintf("must be between 1 and %d bytes (unset for the SDK default)", int64(maxBlock)))
+	}
+	const maxPut = 5000 * 1024 * 1024 // Azure's Put Blob limit
+	if c.AzureMaxSinglePutSize < 0 || c.AzureMaxSinglePutSize > maxPut {
+		set("AZURE_MAX_SINGLE_PUT_SIZE", fmt.Sprintf("must be between 1 and %d bytes (unset for the SDK default)", int64(maxPut)))
+	}
+	if c.AzureMaxConcurrency < 0 || c.AzureMaxConcurrency > 256 {
+		set("AZURE_MAX_CONCURRENCY", "must be between 1 and 256 (unset for the SDK default)")
+	}
+	for _, d := range []struct{ name, v string }{
+		{"NFS_INCOMING_DIR", c.NFSIncomingDir},
+		{"NFS_PROCESSING_ROOT", c.NFSProcessingRoot},
+		{"LOCAL_STAGING_ROOT", c.LocalStagingRoot},
+	} {
+		if !strings.HasPrefix(d.v, "/") {
+			set(d.name, "must be an absolute path")
+		}
+	}
+	if c.HTTPAddr == "" {
+		set("HTTP_ADDR", "must not be empty")
+	}
+	for i, e := range c.FileExtensions {
+		e = strings.TrimSpace(e)
+		if e != "" && !strings.HasPrefix(e, ".") {
+			e = "." + e
+		}
+		c.FileExtensions[i] = e
+	}
+}
+
+func validContainer(s string) bool {
+	prevHyphen := false
+	for i, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			prevHyphen = false
+		case r == '-' && i > 0 && i < len(s)-1 && !prevHyphen:
+			prevHyphen = true
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func seconds(v float64) time.Duration { return time.Duration(v * float64(time.Second)) }
+
+// PollInterval is APP_POLL_INTERVAL_S.
+func (c Config) PollInterval() time.Duration { return seconds(c.PollIntervalS) }
+
+// MinFileAge is APP_MIN_FILE_AGE_S.
+func (c Config) MinFileAge() time.Duration { return seconds(c.MinFileAgeS) }
+
+// GCInterval is APP_GC_INTERVAL_S.
+func (c Config) GCInterval() time.Duration { return seconds(c.GCIntervalS) }
+
+// RetryBase is APP_RETRY_BASE_S.
+func (c Config) RetryBase() time.Duration { return seconds(c.RetryBaseS) }
+
+// RetryMax is APP_RETRY_MAX_S.
+func (c Config) RetryMax() time.Duration { return seconds(c.RetryMaxS) }
+
+// AzureTryTimeout is APP_AZURE_TRY_TIMEOUT_S.
+func (c Config) AzureTryTimeout() time.Duration { return seconds(c.AzureTryTimeoutS) }
+
+// AzureAuthTimeout is APP_AZURE_AUTH_TIMEOUT_S.
+func (c Config) AzureAuthTimeout() time.Duration { return seconds(c.AzureAuthTimeoutS) }
+
+// Extensions is the set of accepted suffixes; nil accepts everything.
+func (c Config) Extensions() map[string]bool {
+	var m map[string]bool
+	for _, e := range c.FileExtensions {
+		if e == "" {
+			continue
+		}
+		if m == nil {
+			m = map[string]bool{}
+		}
+		m[e] = true
+	}
+	return m
+}
+
+// Names returns every variable the service reads, with its prefix.
+func Names() []string {
+	keys := fieldKeys()
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

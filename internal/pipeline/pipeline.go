@@ -1,0 +1,335 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Options configure the pipeline.
+type Options struct {
+	Layout      Layout
+	Workers     int
+	QueueSize   int
+	RetryBase   time.Duration
+	RetryMax    time.Duration
+	StagingMode string // "copy" (default) or "direct"
+}
+
+// Pipeline runs the workers. Every file it is given stays reserved (in
+// pending) until it is completed or found gone, so it is never queued twice
+// and a new file of the same name waits for the one in flight.
+type Pipeline struct {
+	opts   Options
+	store  Store
+	log    *slog.Logger
+	stats  *Stats
+	tracer trace.Tracer
+
+	queue chan *Item
+
+	mu      sync.Mutex
+	pending map[string]*Item
+}
+
+// New builds a pipeline; Run starts its workers.
+func New(opts Options, store Store, stats *Stats, log *slog.Logger) *Pipeline {
+	if opts.Workers < 1 {
+		opts.Workers = 1
+	}
+	if opts.QueueSize < 1 {
+		opts.QueueSize = 1
+	}
+	if opts.RetryBase <= 0 {
+		opts.RetryBase = time.Second
+	}
+	if opts.RetryMax < opts.RetryBase {
+		opts.RetryMax = opts.RetryBase
+	}
+	return &Pipeline{
+		opts: opts, store: store, log: log, stats: stats,
+		tracer:  otel.Tracer("nfs-watcher-uploader/pipeline"),
+		queue:   make(chan *Item, opts.QueueSize),
+		pending: map[string]*Item{},
+	}
+}
+
+// Stats returns the pipeline's counters.
+func (p *Pipeline) Stats() *Stats { return p.stats }
+
+// Layout returns the folders the pipeline works in.
+func (p *Pipeline) Layout() Layout { return p.opts.Layout }
+
+// Pending reports whether a file of that key is queued, in flight or waiting.
+func (p *Pipeline) Pending(key string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.pending[key]
+	return ok
+}
+
+// Reserve marks the item pending; false if a file of that key already is.
+func (p *Pipeline) Reserve(it *Item) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.pending[it.Key()]; ok {
+		return false
+	}
+	p.pending[it.Key()] = it
+	return true
+}
+
+func (p *Pipeline) release(it *Item) {
+	p.mu.Lock()
+	delete(p.pending, it.Key())
+	p.mu.Unlock()
+}
+
+// Offer reserves and queues an item, blocking while the queue is full (the
+// watcher's backpressure). It returns false if the item was already pending
+// or ctx ended first.
+func (p *Pipeline) Offer(ctx context.Context, it *Item) bool {
+	if !p.Reserve(it) {
+		return false
+	}
+	if err := p.enqueue(ctx, it); err != nil {
+		p.release(it)
+		return false
+	}
+	return true
+}
+
+// Enqueue queues an item already reserved with Reserve.
+func (p *Pipeline) Enqueue(ctx context.Context, it *Item) error { return p.enqueue(ctx, it) }
+
+func (p *Pipeline) enqueue(ctx context.Context, it *Item) error {
+	it.state = "queued"
+	p.stats.queued(ctx, 1)
+	select {
+	case p.queue <- it:
+		return nil
+	case <-ctx.Done():
+		p.stats.queued(context.WithoutCancel(ctx), -1)
+		return ctx.Err()
+	}
+}
+
+// Run starts the workers and returns when ctx ends. Workers stop between
+// files; a file in flight when ctx ends is left where it is, and recovery
+// picks it up on the next start (every step is idempotent).
+func (p *Pipeline) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for range p.opts.Workers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case it := <-p.queue:
+					p.stats.queued(ctx, -1)
+					p.process(ctx, it)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// stepError says which step failed.
+type stepError struct {
+	step string
+	err  error
+}
+
+func (e *stepError) Error() string { return e.step + ": " + e.err.Error() }
+func (e *stepError) Unwrap() error { return e.err }
+
+func stepErr(step string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &stepError{step, err}
+}
+
+// errSkip ends a file's run without an error: someone else has it.
+var errSkip = errors.New("skip")
+
+func (p *Pipeline) process(ctx context.Context, it *Item) {
+	p.stats.inFlight(1)
+	defer p.stats.inFlight(-1)
+	it.state = "in_flight"
+	ctx, span := p.tracer.Start(ctx, "file", trace.WithAttributes(
+		attribute.String("session", it.Session),
+		attribute.String("file.name", it.Name),
+		attribute.Int("attempt", it.attempts+1),
+	))
+	defer span.End()
+	size, upload, err := p.run(ctx, it)
+	switch {
+	case err == nil:
+		span.SetAttributes(attribute.String("outcome", "uploaded"), attribute.Int64("file.size", size))
+		if it.attempts > 0 {
+			p.stats.setRetrying(ctx, it.Key(), false)
+		}
+		p.stats.processed(ctx, it, size, upload)
+		p.log.InfoContext(ctx, "file uploaded", "session", it.Session, "file", it.Name, "blob", it.Key(),
+			"bytes", size, "upload_ms", upload.Milliseconds(), "attempts", it.attempts+1)
+		p.release(it)
+	case errors.Is(err, errSkip):
+		span.SetAttributes(attribute.String("outcome", "skipped"))
+		p.stats.setRetrying(ctx, it.Key(), false)
+		p.release(it)
+	case errors.Is(err, errVanished) && p.blobExists(ctx, it):
+		span.SetAttributes(attribute.String("outcome", "already-uploaded"))
+		p.stats.setRetrying(ctx, it.Key(), false)
+		p.log.WarnContext(ctx, "file gone from processing, its blob exists: dropped", "session", it.Session,
+			"file", it.Name, "step", stepOf(err), "error", err.Error())
+		p.release(it)
+	case errors.Is(err, errVanished):
+		span.SetAttributes(attribute.String("outcome", "vanished"))
+		span.SetStatus(codes.Error, err.Error())
+		p.stats.setRetrying(ctx, it.Key(), false)
+		p.stats.vanished(ctx, it, err)
+		p.log.ErrorContext(ctx, "file vanished from processing before its upload was confirmed", "session", it.Session,
+			"file", it.Name, "step", stepOf(err), "error", err.Error())
+		p.release(it)
+	case ctx.Err() != nil:
+		// Shutting down: the file stays where it is and recovery finds it.
+		span.SetAttributes(attribute.String("outcome", "interrupted"))
+		p.release(it)
+	default:
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+		span.SetAttributes(attribute.String("outcome", "failed"))
+		p.retryLater(ctx, it, err)
+	}
+}
+
+func (p *Pipeline) blobExists(ctx context.Context, it *Item) bool {
+	ok, err := p.store.Exists(ctx, it.Key())
+	return err == nil && ok
+}
+
+func stepOf(err error) string {
+	var se *stepError
+	if errors.As(err, &se) {
+		return se.step
+	}
+	return "unknown"
+}
+
+// IsPermanent reports whether retrying soon cannot help (403, missing
+// container, unreadable file...). Such errors mark themselves.
+func IsPermanent(err error) bool {
+	var p interface{ Permanent() bool }
+	return errors.As(err, &p) && p.Permanent()
+}
+
+// retryLater keeps the file reserved and visible, and queues it again after
+// an exponential, jittered, capped delay; permanent errors wait the cap.
+func (p *Pipeline) retryLater(ctx context.Context, it *Item, err error) {
+	it.attempts++
+	if it.firstFailure.IsZero() {
+		it.firstFailure = time.Now()
+	}
+	perm := IsPermanent(err)
+	delay := p.opts.RetryMax
+	if !perm {
+		delay = backoff(p.opts.RetryBase, p.opts.RetryMax, it.attempts)
+	}
+	it.nextTry = time.Now().Add(delay)
+	it.lastErr = err.Error()
+	it.permanent = perm
+	it.state = "retrying"
+	step := stepOf(err)
+	p.stats.setRetrying(ctx, it.Key(), true)
+	p.stats.failed(ctx, it, step, err, perm)
+	level := slog.LevelWarn
+	if perm {
+		level = slog.LevelError
+	}
+	p.log.Log(ctx, level, "file failed; will retry", "session", it.Session, "file", it.Name, "step", step,
+		"error", err.Error(), "attempt", it.attempts, "permanent", perm, "retry_in_ms", delay.Milliseconds())
+	go func() {
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if p.enqueue(ctx, it) != nil {
+			return
+		}
+	}()
+}
+
+func backoff(base, max time.Duration, attempt int) time.Duration {
+	d := base
+	for i := 1; i < attempt && d < max; i++ {
+		d *= 2
+	}
+	d = min(d, max)
+	// Full jitter in [d/2, d]: spreads retries of many files after an outage.
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+func (p *Pipeline) span(ctx context.Context, name string, fn func(ctx context.Context) error) error {
+	ctx, span := p.tracer.Start(ctx, name)
+	defer span.End()
+	err := fn(ctx)
+	if err != nil && !errors.Is(err, errSkip) {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return stepErr(name, err)
+}
+
+// run does the steps of one file; it returns the size and upload time.
+func (p *Pipeline) run(ctx context.Context, it *Item) (int64, time.Duration, error) {
+	if !it.Claimed {
+		if err := p.span(ctx, "claim", func(ctx context.Context) error { return p.claim(it) }); err != nil {
+			return 0, 0, err
+		}
+		it.Claimed = true
+	}
+	var src *source
+	err := p.span(ctx, "stage", func(ctx context.Context) error {
+		var err error
+		src, err = p.stage(ctx, it)
+		return err
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer src.Close()
+	start := time.Now()
+	err = p.span(ctx, "upload", func(ctx context.Context) error {
+		trace.SpanFromContext(ctx).SetAttributes(attribute.Int64("file.size", src.size))
+		if err := p.store.Put(ctx, it.Key(), src.file, src.size, src.md5); err != nil {
+			return err
+		}
+		return p.store.Verify(ctx, it.Key(), src.size, src.md5)
+	})
+	upload := time.Since(start)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := p.span(ctx, "complete", func(ctx context.Context) error { return p.complete(ctx, it, src) }); err != nil {
+		return 0, 0, err
+	}
+	return src.size, upload, nil
+}
+
+func (p *Pipeline) String() string {
+	return fmt.Sprintf("pipeline(%d workers)", p.opts.Workers)
+}

@@ -1,0 +1,159 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/md5"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// errVanished: the claimed file disappeared before its upload was confirmed.
+var errVanished = errors.New("file vanished from .processing")
+
+// source is what gets uploaded: an open file, its size and MD5.
+type source struct {
+	file    *os.File
+	size    int64
+	md5     []byte
+	staging string // local copy to delete after completion ("" in direct mode)
+}
+
+func (s *source) Close() error { return s.file.Close() }
+
+// maxTornCopies bounds how often a file that keeps changing is copied again
+// in one attempt before the attempt fails and is retried later.
+const maxTornCopies = 3
+
+// stage copies the claimed file to local staging, hashing it on the way.
+// If the file changed while being copied (size or mtime differs between
+// before and after), the copy is torn and is made again.
+func (p *Pipeline) stage(ctx context.Context, it *Item) (*source, error) {
+	srcPath := filepath.Join(p.opts.Layout.ProcessingDir(it.Date, it.Session), it.Name)
+	if p.opts.StagingMode == "direct" {
+		return p.stageDirect(srcPath)
+	}
+	dir := p.opts.Layout.StagingDir(it.Date, it.Session)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create staging folder: %w", err)
+	}
+	dstPath := filepath.Join(dir, it.Name)
+	var lastErr error
+	for range maxTornCopies {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		src, err := copyHashed(srcPath, dstPath)
+		if err == nil {
+			return src, nil
+		}
+		if !errors.Is(err, errTorn) {
+			return nil, err
+		}
+		lastErr = err
+	}
+	return nil, lastErr
+}
+
+var errTorn = errors.New("file changed while it was being copied")
+
+type fileSig struct {
+	size  int64
+	mtime time.Time
+}
+
+func sigOf(fi os.FileInfo) fileSig { return fileSig{fi.Size(), fi.ModTime()} }
+
+func openSource(path string) (*os.File, fileSig, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fileSig{}, fmt.Errorf("%w: %v", errVanished, err)
+	}
+	if err != nil {
+		return nil, fileSig{}, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fileSig{}, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fileSig{}, permanentf("%s is not a regular file", path)
+	}
+	return f, sigOf(fi), nil
+}
+
+const copyBuf = 1 << 20
+
+func copyHashed(srcPath, dstPath string) (*source, error) {
+	in, before, err := openSource(srcPath)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dstPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("create staging copy: %w", err)
+	}
+	h := md5.New()
+	n, err := io.CopyBuffer(io.MultiWriter(out, h), onlyReader{in}, make([]byte, copyBuf))
+	if err != nil {
+		out.Close()
+		return nil, fmt.Errorf("copy to staging: %w", err)
+	}
+	// Best effort: staging is a cache of the NFS copy, which stays until completion.
+	_ = out.Sync()
+	fi, err := os.Stat(srcPath)
+	if err != nil {
+		out.Close()
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %v", errVanished, err)
+		}
+		return nil, err
+	}
+	if after := sigOf(fi); after != before || n != before.size {
+		out.Close()
+		return nil, fmt.Errorf("%w (size %d→%d, copied %d)", errTorn, before.size, after.size, n)
+	}
+	return &source{file: out, size: n, md5: h.Sum(nil), staging: dstPath}, nil
+}
+
+// stageDirect hashes the claimed file in place and uploads from it.
+func (p *Pipeline) stageDirect(srcPath string) (*source, error) {
+	for range maxTornCopies {
+		f, before, err := openSource(srcPath)
+		if err != nil {
+			return nil, err
+		}
+		h := md5.New()
+		n, err := io.CopyBuffer(h, onlyReader{f}, make([]byte, copyBuf))
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("read: %w", err)
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		if sigOf(fi) == before && n == before.size {
+			return &source{file: f, size: n, md5: h.Sum(nil)}, nil
+		}
+		f.Close()
+	}
+	return nil, errTorn
+}
+
+// onlyReader hides WriterTo/ReaderFrom so io.CopyBuffer uses our buffer size.
+type onlyReader struct{ io.Reader }
+
+type permanentError struct{ msg string }
+
+func (e permanentError) Error() string   { return e.msg }
+func (e permanentError) Permanent() bool { return true }
+
+func permanentf(format string, a ...any) error { return permanentError{fmt.Sprintf(format, a...)} }

@@ -1,0 +1,227 @@
+package pipeline
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Observer receives every count the pipeline makes, so metrics are fed from
+// the same place as /v1/status. Telemetry implements it.
+type Observer interface {
+	FileProcessed(ctx context.Context, session string, size int64, upload, latency time.Duration)
+	FileFailed(ctx context.Context, session, step string, permanent bool)
+	QueueDelta(ctx context.Context, n int64)
+	Retrying(ctx context.Context, n int64)
+	GCDeleted(ctx context.Context, n int64)
+	ScanDone(ctx context.Context, session string, d time.Duration, entries int)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) FileProcessed(context.Context, string, int64, time.Duration, time.Duration) {}
+func (nopObserver) FileFailed(context.Context, string, string, bool)                           {}
+func (nopObserver) QueueDelta(context.Context, int64)                                          {}
+func (nopObserver) Retrying(context.Context, int64)                                            {}
+func (nopObserver) GCDeleted(context.Context, int64)                                           {}
+func (nopObserver) ScanDone(context.Context, string, time.Duration, int)                       {}
+
+// LastError is the most recent failure, as /v1/status shows it.
+type LastError struct {
+	Time  time.Time `json:"time"`
+	File  string    `json:"file"`
+	Error string    `json:"error"`
+}
+
+// Failing is one file that waits for a retry.
+type Failing struct {
+	File         string    `json:"file"`
+	Step         string    `json:"step"`
+	Attempts     int       `json:"attempts"`
+	Error        string    `json:"error"`
+	Permanent    bool      `json:"permanent"`
+	FirstFailure time.Time `json:"first_failure"`
+	NextRetry    time.Time `json:"next_retry"`
+}
+
+// Skipped is an incoming entry that will not be uploaded, and why.
+type Skipped struct {
+	File   string    `json:"file"`
+	Reason string    `json:"reason"`
+	Since  time.Time `json:"since"`
+}
+
+// Counts is a snapshot for /v1/status.
+type Counts struct {
+	QueueDepth     int64      `json:"queue_depth"`
+	InFlight       int64      `json:"in_flight"`
+	Retrying       int64      `json:"retrying"`
+	FilesProcessed int64      `json:"files_processed"`
+	FilesFailed    int64      `json:"files_failed"`
+	FilesVanished  int64      `json:"files_vanished"`
+	BytesUploaded  int64      `json:"bytes_uploaded"`
+	GCDeleted      int64      `json:"gc_deleted"`
+	LastError      *LastError `json:"last_error"`
+	Failing        []Failing  `json:"failing"`
+	Skipped        []Skipped  `json:"skipped"`
+}
+
+// maxListed bounds the failing and skipped lists in status.
+const maxListed = 50
+
+// Stats is the single place that counts files and bytes. Its lock is never
+// held across I/O, so status answers even when NFS hangs.
+type Stats struct {
+	obs Observer
+
+	mu       sync.Mutex
+	c        Counts
+	failing  map[string]Failing
+	skipped  map[string]Skipped
+	retrying map[string]bool
+}
+
+// NewStats returns counters that report to obs (nil for none).
+func NewStats(obs Observer) *Stats {
+	if obs == nil {
+		obs = nopObserver{}
+	}
+	return &Stats{obs: obs, failing: map[string]Failing{}, skipped: map[string]Skipped{}, retrying: map[string]bool{}}
+}
+
+// Observer returns where counts are reported.
+func (s *Stats) Observer() Observer { return s.obs }
+
+func (s *Stats) queued(ctx context.Context, n int64) {
+	s.mu.Lock()
+	s.c.QueueDepth += n
+	s.mu.Unlock()
+	s.obs.QueueDelta(ctx, n)
+}
+
+func (s *Stats) inFlight(n int64) {
+	s.mu.Lock()
+	s.c.InFlight += n
+	s.mu.Unlock()
+}
+
+func (s *Stats) processed(ctx context.Context, it *Item, size int64, upload time.Duration) {
+	s.mu.Lock()
+	s.c.FilesProcessed++
+	s.c.BytesUploaded += size
+	delete(s.failing, it.Key())
+	s.mu.Unlock()
+	s.obs.FileProcessed(ctx, it.Session, size, upload, time.Since(it.Found))
+}
+
+func (s *Stats) failed(ctx context.Context, it *Item, step string, err error, permanent bool) {
+	now := time.Now()
+	s.mu.Lock()
+	s.c.FilesFailed++
+	s.c.LastError = &LastError{Time: now, File: it.Key(), Error: step + ": " + err.Error()}
+	s.failing[it.Key()] = Failing{
+		File: it.Key(), Step: step, Attempts: it.attempts, Error: err.Error(), Permanent: permanent,
+		FirstFailure: it.firstFailure, NextRetry: it.nextTry,
+	}
+	s.mu.Unlock()
+	s.obs.FileFailed(ctx, it.Session, step, permanent)
+}
+
+func (s *Stats) vanished(ctx context.Context, it *Item, err error) {
+	s.mu.Lock()
+	s.c.FilesVanished++
+	s.c.LastError = &LastError{Time: time.Now(), File: it.Key(), Error: err.Error()}
+	delete(s.failing, it.Key())
+	s.mu.Unlock()
+	s.obs.FileFailed(ctx, it.Session, "vanished", true)
+}
+
+func (s *Stats) setRetrying(ctx context.Context, key string, on bool) {
+	s.mu.Lock()
+	was := s.retrying[key]
+	if on {
+		s.retrying[key] = true
+	} else {
+		delete(s.retrying, key)
+	}
+	s.c.Retrying = int64(len(s.retrying))
+	s.mu.Unlock()
+	switch {
+	case on && !was:
+		s.obs.Retrying(ctx, 1)
+	case !on && was:
+		s.obs.Retrying(ctx, -1)
+	}
+}
+
+func (s *Stats) gcDeleted(ctx context.Context, n int64) {
+	if n == 0 {
+		return
+	}
+	s.mu.Lock()
+	s.c.GCDeleted += n
+	s.mu.Unlock()
+	s.obs.GCDeleted(ctx, n)
+}
+
+// Skip records an entry that will not be uploaded; it reports true the
+// first time, so the caller logs each bad file once.
+func (s *Stats) Skip(file, reason string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.skipped[file]; ok && old.Reason == reason {
+		return false
+	}
+	if len(s.skipped) >= 10*maxListed {
+		return false
+	}
+	s.skipped[file] = Skipped{File: file, Reason: reason, Since: time.Now()}
+	return true
+}
+
+// Unskip forgets an entry that is gone or became acceptable.
+func (s *Stats) Unskip(file string) {
+	s.mu.Lock()
+	delete(s.skipped, file)
+	s.mu.Unlock()
+}
+
+// SkippedFiles lists the recorded skipped entries' keys.
+func (s *Stats) SkippedFiles() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.skipped))
+	for k := range s.skipped {
+		out = append(out, k)
+	}
+	return out
+}
+
+// Snapshot copies the counters; lists are oldest first and bounded.
+func (s *Stats) Snapshot() Counts {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.c
+	if c.LastError != nil {
+		le := *c.LastError
+		c.LastError = &le
+	}
+	c.Failing = make([]Failing, 0, len(s.failing))
+	for _, f := range s.failing {
+		c.Failing = append(c.Failing, f)
+	}
+	sort.Slice(c.Failing, func(i, j int) bool { return c.Failing[i].FirstFailure.Before(c.Failing[j].FirstFailure) })
+	if len(c.Failing) > maxListed {
+		c.Failing = c.Failing[:maxListed]
+	}
+	c.Skipped = make([]Skipped, 0, len(s.skipped))
+	for _, f := range s.skipped {
+		c.Skipped = append(c.Skipped, f)
+	}
+	sort.Slice(c.Skipped, func(i, j int) bool { return c.Skipped[i].Since.Before(c.Skipped[j].Since) })
+	if len(c.Skipped) > maxListed {
+		c.Skipped = c.Skipped[:maxListed]
+	}
+	return c
+}

@@ -1,0 +1,234 @@
+// Package service owns the session: start, stop, resume after a restart,
+// the watcher of the active session and the GC loop.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edge/nfs-watcher-uploader/internal/pipeline"
+	"github.com/edge/nfs-watcher-uploader/internal/session"
+	"github.com/edge/nfs-watcher-uploader/internal/watch"
+)
+
+// Options for the service.
+type Options struct {
+	Extensions map[string]bool
+	MinAge     time.Duration
+	Poll       time.Duration
+	GCInterval time.Duration
+}
+
+// ErrBadName is wrapped by Start for an invalid session name.
+var ErrBadName = errors.New("invalid session name")
+
+// ActiveError is returned by Start while a session is active.
+type ActiveError struct{ Session string }
+
+func (e *ActiveError) Error() string { return fmt.Sprintf("session %q is already active", e.Session) }
+
+// Started describes a started session.
+type Started struct {
+	Session     string `json:"session"`
+	DatePrefix  string `json:"date_prefix"`
+	IncomingDir string `json:"incoming_dir"`
+	BlobPrefix  string `json:"blob_prefix"`
+}
+
+// Status is the body of GET /v1/status.
+type Status struct {
+	Active      bool       `json:"active"`
+	Ready       bool       `json:"ready"`
+	Session     *string    `json:"session"`
+	DatePrefix  *string    `json:"date_prefix"`
+	IncomingDir *string    `json:"incoming_dir"`
+	BlobPrefix  *string    `json:"blob_prefix"`
+	StartedAt   *time.Time `json:"started_at"`
+	pipeline.Counts
+}
+
+type active struct {
+	st     session.State
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Service is the session controller behind the HTTP API.
+type Service struct {
+	opts Options
+	pipe *pipeline.Pipeline
+	log  *slog.Logger
+	ctx  context.Context // lives as long as the process serves
+
+	// ctl serialises start and stop, which touch NFS; mu guards the state
+	// and is never held across I/O, so status answers while NFS hangs.
+	ctl    sync.Mutex
+	mu     sync.Mutex
+	active *active
+	ready  atomic.Bool
+}
+
+// New returns a service whose watchers and GC live until ctx ends.
+func New(ctx context.Context, opts Options, pipe *pipeline.Pipeline, log *slog.Logger) *Service {
+	return &Service{opts: opts, pipe: pipe, log: log, ctx: ctx}
+}
+
+// SetReady marks start-up finished.
+func (s *Service) SetReady() { s.ready.Store(true) }
+
+// Ready reports whether start-up finished.
+func (s *Service) Ready() bool { return s.ready.Load() }
+
+func (s *Service) layout() pipeline.Layout { return s.pipe.Layout() }
+
+func (s *Service) started(st session.State) Started {
+	return Started{
+		Session:     st.Session,
+		DatePrefix:  st.DatePrefix,
+		IncomingDir: s.layout().IncomingDir(st.Session),
+		BlobPrefix:  pipeline.BlobName(st.DatePrefix, st.Session, ""),
+	}
+}
+
+// Start begins a session; an empty name gets a generated one.
+func (s *Service) Start(name string) (Started, error) {
+	if name == "" {
+		var err error
+		if name, err = session.Generate(); err != nil {
+			return Started{}, err
+		}
+	} else if err := session.ValidateName(name); err != nil {
+		return Started{}, fmt.Errorf("%w: %v", ErrBadName, err)
+	}
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
+	if cur := s.current(); cur != nil {
+		return Started{}, &ActiveError{Session: cur.st.Session}
+	}
+	now := time.Now().UTC()
+	st := session.State{Session: name, DatePrefix: session.DatePrefix(now), Active: true, Started: now}
+	l := s.layout()
+	for _, d := range []string{l.IncomingDir(name), l.ProcessingDir(st.DatePrefix, name), l.StagingDir(st.DatePrefix, name)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return Started{}, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	if err := session.Save(l.Processing, st); err != nil {
+		return Started{}, fmt.Errorf("persist session: %w", err)
+	}
+	s.watch(st)
+	s.log.Info("session started", "session", name, "date_prefix", st.DatePrefix, "incoming_dir", l.IncomingDir(name))
+	return s.started(st), nil
+}
+
+// Resume restarts the watcher of the session persisted as active.
+func (s *Service) Resume() (*Started, error) {
+	st, err := session.Load(s.layout().Processing)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Active {
+		return nil, nil
+	}
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
+	l := s.layout()
+	for _, d := range []string{l.IncomingDir(st.Session), l.ProcessingDir(st.DatePrefix, st.Session), l.StagingDir(st.DatePrefix, st.Session)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	s.watch(st)
+	s.log.Info("session resumed", "session", st.Session, "date_prefix", st.DatePrefix)
+	r := s.started(st)
+	return &r, nil
+}
+
+func (s *Service) watch(st session.State) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	a := &active{st: st, cancel: cancel, done: make(chan struct{})}
+	w := &watch.Watcher{
+		Dir: s.layout().IncomingDir(st.Session), Session: st.Session, Date: st.DatePrefix,
+		Extensions: s.opts.Extensions, MinAge: s.opts.MinAge, Poll: s.opts.Poll,
+		Sink: s.pipe, Stats: s.pipe.Stats(), Log: s.log,
+	}
+	go func() {
+		defer close(a.done)
+		w.Run(ctx)
+	}()
+	s.mu.Lock()
+	s.active = a
+	s.mu.Unlock()
+}
+
+func (s *Service) current() *active {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.active
+}
+
+// Stop ends the watcher of the active session; files already queued or in
+// flight still finish. It returns the stopped session's name, if any.
+func (s *Service) Stop() (string, bool, error) {
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
+	a := s.current()
+	if a == nil {
+		return "", false, nil
+	}
+	a.cancel()
+	s.mu.Lock()
+	s.active = nil
+	s.mu.Unlock()
+	st := a.st
+	st.Active = false
+	if err := session.Save(s.layout().Processing, st); err != nil {
+		return st.Session, true, fmt.Errorf("session stopped, but persisting that failed (a restart would resume it): %w", err)
+	}
+	s.log.Info("session stopped", "session", st.Session)
+	return st.Session, true, nil
+}
+
+// Status never touches the filesystem.
+func (s *Service) Status() Status {
+	st := Status{Ready: s.Ready(), Counts: s.pipe.Stats().Snapshot()}
+	if a := s.current(); a != nil {
+		info := s.started(a.st)
+		started := a.st.Started
+		st.Active = true
+		st.Session, st.DatePrefix, st.IncomingDir, st.BlobPrefix = &info.Session, &info.DatePrefix, &info.IncomingDir, &info.BlobPrefix
+		st.StartedAt = &started
+	}
+	return st
+}
+
+// RunGC deletes completed files every interval until ctx ends.
+func (s *Service) RunGC(ctx context.Context) {
+	t := time.NewTicker(s.opts.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := s.pipe.GC(ctx, s.keep)
+		if err != nil {
+			s.log.WarnContext(ctx, "gc incomplete", "step", "gc", "error", err.Error())
+		}
+		if n > 0 {
+			s.log.InfoContext(ctx, "gc deleted completed files", "step", "gc", "files", n)
+		}
+	}
+}
+
+func (s *Service) keep(date, name string) bool {
+	a := s.current()
+	return a != nil && a.st.DatePrefix == date && a.st.Session == name
+}
