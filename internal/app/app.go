@@ -187,7 +187,9 @@ func checkFolders(l pipeline.Layout) error {
 }
 
 // lazyController answers probes before the service exists.
-type lazyController struct{ s *atomic.Pointer[service.Service] }
+type lazyController struct {
+	s *atomic.Pointer[service.Service]
+}
 
 func (c lazyController) Ready() bool {
 	s := c.s.Load()
