@@ -17,14 +17,14 @@ import (
 type Action int
 
 const (
-	Pass     Action = iota // forward to Azurite
-	Fail500                // answer 500 InternalError
-	Fail503                // answer 503 ServerBusy
-	Fail429                // answer 429 throttling
-	Fail403                // answer 403 AuthorizationFailure
-	Reset                  // read part of the body, then drop the connection
-	Hang                   // hold the request until Release, then forward it
-	Down                   // drop the connection without a word (Azurite away)
+	Pass    Action = iota // forward to Azurite
+	Fail500               // answer 500 InternalError
+	Fail503               // answer 503 ServerBusy
+	Fail429               // answer 429 throttling
+	Fail403               // answer 403 AuthorizationFailure
+	Reset                 // read part of the body, then drop the connection
+	Hang                  // hold the request until Release, then forward it
+	Down                  // drop the connection without a word (Azurite away)
 )
 
 // Rule picks the action for a request.

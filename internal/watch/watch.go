@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -142,7 +143,7 @@ func (w *Watcher) ScanOnce(ctx context.Context) error {
 	w.prev = cur
 	for name := range w.skipped {
 		if !seenSkipped[name] {
-			w.Stats.Unskip(pipeline.BlobName(w.Date, w.Session, name))
+			w.Stats.Unskip(pipeline.BlobName(w.Date, w.Session, displayName(name)))
 		}
 	}
 	w.skipped = seenSkipped
@@ -165,8 +166,18 @@ func rejectReason(name string, mode fs.FileMode) string {
 }
 
 func (w *Watcher) skip(ctx context.Context, name, reason string) {
-	if w.Stats.Skip(pipeline.BlobName(w.Date, w.Session, name), reason) {
-		w.Log.WarnContext(ctx, "incoming entry left in place", "session", w.Session, "file", fmt.Sprintf("%q", name),
+	if w.Stats.Skip(pipeline.BlobName(w.Date, w.Session, displayName(name)), reason) {
+		w.Log.WarnContext(ctx, "incoming entry left in place", "session", w.Session, "file", displayName(name),
 			"step", "scan", "reason", reason)
 	}
+}
+
+// displayName shows bytes that are not UTF-8 as \xNN escapes, so JSON
+// logs and status name the file unambiguously.
+func displayName(name string) string {
+	if utf8.ValidString(name) {
+		return name
+	}
+	q := strconv.Quote(name)
+	return q[1 : len(q)-1]
 }

@@ -50,7 +50,7 @@ func TestNamedSessionUploadsAndCleansUp(t *testing.T) {
 	if st["last_error"] != nil || st["active"] != true || st["session"] != "cam-1" || st["date_prefix"] != date {
 		t.Fatalf("status: %v", st)
 	}
-	props, err := azc.ServiceClient().NewContainerClient(s.container()).NewBlobClient(date + "/cam-1/f03.bin").GetProperties(context.Background(), nil)
+	props, err := azc.ServiceClient().NewContainerClient(s.container()).NewBlobClient(date+"/cam-1/f03.bin").GetProperties(context.Background(), nil)
 	if err != nil || props.BlobType == nil || *props.BlobType != blob.BlobTypeBlockBlob {
 		t.Fatalf("blob type: %v %v", props.BlobType, err)
 	}
