@@ -41,7 +41,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return ErrReported
 	}
 
-	tel, err := telemetry.Setup(ctx, getenv, stdout)
+	tel, err := telemetry.Setup(ctx, getenv, stdout, telemetry.Options{MetricsAddr: cfg.MetricsAddr})
 	if err != nil {
 		bootLog.Error("telemetry set-up failed", "error", err.Error())
 		return ErrReported
@@ -107,6 +107,12 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Layout: layout, Workers: cfg.WorkerConcurrency, QueueSize: cfg.MaxQueueSize,
 		RetryBase: cfg.RetryBase(), RetryMax: cfg.RetryMax(), StagingMode: cfg.StagingMode,
 	}, store, stats, log)
+	if err := tel.ObserveOldestWaiting(pipe.OldestPending); err != nil {
+		log.Warn("cannot observe the oldest waiting file", "step", "telemetry", "error", err.Error())
+	}
+	if tel.MetricsURL != "" {
+		log.Info("prometheus metrics", "url", tel.MetricsURL)
+	}
 	svc := service.New(runCtx, service.Options{
 		Extensions: cfg.Extensions(), MinAge: cfg.MinFileAge(), Poll: cfg.PollInterval(), GCInterval: cfg.GCInterval(),
 	}, pipe, log)

@@ -88,6 +88,20 @@ func (p *Pipeline) Reserve(it *Item) bool {
 	return true
 }
 
+// OldestPending returns when the oldest file still queued, in flight or
+// waiting for a retry was seen stable; the zero time when there is none.
+func (p *Pipeline) OldestPending() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var oldest time.Time
+	for _, it := range p.pending {
+		if oldest.IsZero() || it.Found.Before(oldest) {
+			oldest = it.Found
+		}
+	}
+	return oldest
+}
+
 func (p *Pipeline) release(it *Item) {
 	p.mu.Lock()
 	delete(p.pending, it.Key())
