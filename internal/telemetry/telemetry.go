@@ -196,9 +196,9 @@ type errorHandler struct {
 	log   *slog.Logger
 	every time.Duration
 
-	mu     sync.Mutex
-	last   time.Time
-	held   int
+	mu   sync.Mutex
+	last time.Time
+	held int
 }
 
 func newErrorHandler(log *slog.Logger, every time.Duration) *errorHandler {
