@@ -1,0 +1,46 @@
+package telemetry
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSignalOnNeedsAnEndpoint(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	cases := []struct {
+		env  map[string]string
+		want bool
+	}{
+		{map[string]string{}, false},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, true},
+		{map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/v1/traces"}, true},
+		{map[string]string{"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://c:4318/v1/metrics"}, false},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "none"}, false},
+	}
+	for _, c := range cases {
+		if got := signalOn(env(c.env), "TRACES"); got != c.want {
+			t.Errorf("%v: traces on = %v, want %v", c.env, got, c.want)
+		}
+	}
+}
+
+// A collector that is away must not flood the logs.
+func TestExportErrorsAreRateLimited(t *testing.T) {
+	var buf bytes.Buffer
+	h := newErrorHandler(NewLogger(&buf, slog.LevelInfo, nil), time.Hour)
+	for range 100 {
+		h.Handle(errors.New("connection refused"))
+	}
+	if n := strings.Count(buf.String(), "telemetry export failed"); n != 1 {
+		t.Fatalf("%d log lines for 100 errors, want 1:\n%s", n, buf.String())
+	}
+	h.last = time.Now().Add(-2 * time.Hour)
+	h.Handle(errors.New("connection refused"))
+	if !strings.Contains(buf.String(), `"similar_errors_held_back":99`) {
+		t.Fatalf("held-back count not reported:\n%s", buf.String())
+	}
+}
