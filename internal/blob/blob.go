@@ -221,17 +221,32 @@ func (s *Store) Put(ctx context.Context, name string, src io.ReaderAt, size int6
 	if conc <= 0 {
 		conc = DefaultConcurrency()
 	}
+	// Blocks staged by an earlier attempt (before a failure or a crash) are
+	// kept: their ids name the whole file's MD5, the block size and the
+	// index, so an id present with the right size holds exactly these bytes.
+	staged := s.stagedBlocks(ctx, bb)
 	ids := make([]string, n)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(conc)
 	for i := range n {
-		ids[i] = base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "block-%010d", i))
+		ids[i] = blockID(md5sum, blockSize, i)
 		off := i * blockSize
 		length := min(blockSize, size-off)
+		if staged[ids[i]] == length {
+			continue
+		}
 		g.Go(func() error {
-			_, err := bb.StageBlock(gctx, ids[i], nopCloser{io.NewSectionReader(src, off, length)}, &blockblob.StageBlockOptions{
-				TransactionalValidation: blob.TransferValidationTypeComputeCRC64(),
-			})
+			var err error
+			// The service checks each block's CRC64; a block damaged on the
+			// way is sent again at once instead of failing the whole file.
+			for range blockTries {
+				_, err = bb.StageBlock(gctx, ids[i], nopCloser{io.NewSectionReader(src, off, length)}, &blockblob.StageBlockOptions{
+					TransactionalValidation: blob.TransferValidationTypeComputeCRC64(),
+				})
+				if !bloberror.HasCode(err, bloberror.CRC64Mismatch, bloberror.MD5Mismatch) {
+					break
+				}
+			}
 			return err
 		})
 	}
@@ -240,6 +255,30 @@ func (s *Store) Put(ctx context.Context, name string, src io.ReaderAt, size int6
 	}
 	_, err := bb.CommitBlockList(ctx, ids, &blockblob.CommitBlockListOptions{HTTPHeaders: headers})
 	return classify(err)
+}
+
+// blockTries bounds how often one block is sent after checksum mismatches.
+const blockTries = 3
+
+// blockID is the same length for every block of every file, as Azure requires.
+func blockID(md5sum []byte, blockSize, index int64) string {
+	return base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "%032x-%016x-%010d", md5sum, blockSize, index))
+}
+
+// stagedBlocks lists uncommitted blocks (id -> size); none on any error,
+// which only costs a re-send.
+func (s *Store) stagedBlocks(ctx context.Context, bb *blockblob.Client) map[string]int64 {
+	out := map[string]int64{}
+	resp, err := bb.GetBlockList(ctx, blockblob.BlockListTypeUncommitted, nil)
+	if err != nil {
+		return out
+	}
+	for _, b := range resp.UncommittedBlocks {
+		if b != nil && b.Name != nil && b.Size != nil {
+			out[*b.Name] = *b.Size
+		}
+	}
+	return out
 }
 
 // Stat reads a blob's size and stored Content-MD5.

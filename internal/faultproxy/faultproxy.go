@@ -3,6 +3,7 @@
 package faultproxy
 
 import (
+	"bytes"
 	"io"
 	"log"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Action is what the proxy does with one request.
@@ -25,6 +27,8 @@ const (
 	Reset                 // read part of the body, then drop the connection
 	Hang                  // hold the request until Release, then forward it
 	Down                  // drop the connection without a word (Azurite away)
+	Slow                  // wait Latency, then forward
+	Corrupt               // flip one byte of the request body, then forward
 )
 
 // Rule picks the action for a request.
@@ -40,6 +44,9 @@ type Proxy struct {
 	mu      sync.Mutex
 	rule    Rule
 	release chan struct{}
+
+	// Latency is how long Slow waits.
+	Latency time.Duration
 
 	Requests atomic.Int64 // every request seen
 	Faults   atomic.Int64 // requests that got a fault
@@ -135,6 +142,23 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		drop(w)
 	case Down:
 		drop(w)
+	case Slow:
+		select {
+		case <-time.After(p.Latency):
+			p.rp.ServeHTTP(w, r)
+		case <-r.Context().Done():
+		}
+	case Corrupt:
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			drop(w)
+			return
+		}
+		if len(body) > 0 {
+			body[len(body)/2] ^= 0xff
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		p.rp.ServeHTTP(w, r)
 	case Hang:
 		p.Hanging.Add(1)
 		select {
