@@ -72,6 +72,10 @@ func openSource(path string) (*os.File, fileSig, error) {
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fileSig{}, fmt.Errorf("%w: %v", errVanished, err)
 	}
+	if errors.Is(err, os.ErrPermission) {
+		// An operator has to fix ownership or the export's options.
+		return nil, fileSig{}, permanentf("cannot read %s: %v", path, err)
+	}
 	if err != nil {
 		return nil, fileSig{}, err
 	}

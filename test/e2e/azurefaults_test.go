@@ -29,7 +29,8 @@ func faultFiles(t *testing.T, in, date, session string, n int) map[string]string
 // guardNFS checks, until stopped, that no file leaves NFS before its blob
 // holds its exact bytes. It lists NFS first, then the blobs, so it never
 // reports a file that was uploaded and completed in between.
-func guardNFS(t *testing.T, s *svc, session string, want map[string]string) (stop func()) {
+// roots are where to look: the session's incoming folder and the processing root.
+func guardNFS(t *testing.T, s *svc, roots []string, want map[string]string) (stop func()) {
 	done := make(chan struct{})
 	var once sync.Once
 	var wg sync.WaitGroup
@@ -42,7 +43,7 @@ func guardNFS(t *testing.T, s *svc, session string, want map[string]string) (sto
 			case <-time.After(30 * time.Millisecond):
 			}
 			onNFS := map[string]bool{}
-			for _, root := range []string{filepath.Join(s.incoming(), session), s.processing()} {
+			for _, root := range roots {
 				for _, f := range filesUnder(t, root) {
 					onNFS[filepath.Base(f)] = true
 				}
@@ -161,7 +162,7 @@ func TestAzureFaults(t *testing.T) {
 			in, date := s.startSession(session)
 			p.SetRule(c.rule)
 			want := faultFiles(t, in, date, session, n)
-			stop := guardNFS(t, s, session, want)
+			stop := guardNFS(t, s, []string{filepath.Join(s.incoming(), session), s.processing()}, want)
 			if c.during != nil {
 				c.during(t, s)
 				p.SetRule(nil)
