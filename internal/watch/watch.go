@@ -155,6 +155,8 @@ func rejectReason(name string, mode fs.FileMode) string {
 	switch {
 	case !utf8.ValidString(name):
 		return "name is not valid UTF-8, which a blob name cannot hold; rename the file"
+	case hasControl(name):
+		return "name holds control characters (such as a newline), which Azure refuses in blob names; rename the file"
 	case mode&fs.ModeSymlink != 0:
 		return "symbolic link: only regular files are uploaded"
 	case mode.IsDir():
@@ -163,6 +165,17 @@ func rejectReason(name string, mode fs.FileMode) string {
 		return "not a regular file (FIFO, socket or device)"
 	}
 	return ""
+}
+
+// hasControl reports C0 and C1 control characters and DEL: Azure rejects
+// them in blob names, so such a file could never be uploaded.
+func hasControl(name string) bool {
+	for _, r := range name {
+		if r < 0x20 || r >= 0x7f && r <= 0x9f {
+			return true
+		}
+	}
+	return false
 }
 
 func (w *Watcher) skip(ctx context.Context, name, reason string) {
