@@ -47,5 +47,11 @@ cross:
 	  echo "$$out: static linux/$$arch, $$(du -h $$out | cut -f1)"; \
 	done
 
+# Not part of `make test`: the service against the raw SDK (a few minutes,
+# several GB of temp files), then the hot-path micro-benchmarks.
+bench: deps
+	$(GO) run ./cmd/bench $(BENCH_ARGS)
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./internal/watch/ ./internal/pipeline/
+
 clean:
 	rm -rf bin .run

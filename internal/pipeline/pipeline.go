@@ -332,6 +332,9 @@ func (p *Pipeline) run(ctx context.Context, it *Item) (int64, time.Duration, err
 		if err := p.store.Put(ctx, it.Key(), src.file, src.size, src.md5); err != nil {
 			return err
 		}
+		if err := src.unchanged(); err != nil {
+			return err
+		}
 		return p.store.Verify(ctx, it.Key(), src.size, src.md5)
 	})
 	upload := time.Since(start)

@@ -20,6 +20,23 @@ type source struct {
 	size    int64
 	md5     []byte
 	staging string // local copy to delete after completion ("" in direct mode)
+	sig     fileSig
+}
+
+// unchanged fails when a source read in place (direct mode) changed while
+// it was uploaded: the blob may then mix old and new bytes under the old MD5.
+func (s *source) unchanged() error {
+	if s.staging != "" {
+		return nil // uploaded from the private staging copy
+	}
+	fi, err := s.file.Stat()
+	if err != nil {
+		return err
+	}
+	if after := sigOf(fi); after != s.sig {
+		return fmt.Errorf("%w during upload (size %d→%d)", errTorn, s.sig.size, after.size)
+	}
+	return nil
 }
 
 func (s *source) Close() error { return s.file.Close() }
@@ -145,7 +162,7 @@ func (p *Pipeline) stageDirect(srcPath string) (*source, error) {
 			return nil, err
 		}
 		if sigOf(fi) == before && n == before.size {
-			return &source{file: f, size: n, md5: h.Sum(nil)}, nil
+			return &source{file: f, size: n, md5: h.Sum(nil), sig: before}, nil
 		}
 		f.Close()
 	}

@@ -311,3 +311,24 @@ func TestProbesAndUnknownRoutes(t *testing.T) {
 		}
 	}
 }
+
+// APP_STAGING_MODE=direct uploads from .processing without a local copy,
+// with the same names, bytes and clean-up.
+func TestDirectStagingMode(t *testing.T) {
+	s := newSvc(t)
+	s.env["APP_STAGING_MODE"] = "direct"
+	s.env["APP_AZURE_MAX_SINGLE_PUT_SIZE"] = "65536"
+	s.env["APP_AZURE_MAX_BLOCK_SIZE"] = "16384"
+	s.start()
+	in, date := s.startSession("direct")
+	want := map[string]string{}
+	for i := range 6 {
+		name := fmt.Sprintf("d%d.bin", i)
+		want[date+"/direct/"+name] = writeFile(t, in, name, []byte(strings.Repeat(name, 5000*i+1)))
+	}
+	waitBlobs(t, s.container(), want, 20*time.Second)
+	s.waitNFSEmpty("direct")
+	if n := num(s.status(), "files_processed"); n != 6 {
+		t.Fatalf("files_processed %d", n)
+	}
+}

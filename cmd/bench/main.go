@@ -1,0 +1,520 @@
+// Command bench measures the service against the raw azblob SDK on the same
+// files, the same Azurite and the same parallelism, and prints one table.
+//
+//	go run ./cmd/bench                          # every workload, 3 runs each
+//	go run ./cmd/bench -workloads 1MiB -runs 5
+//
+// It needs Azurite from `npm ci` (make bench does it).
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
+
+	"github.com/edge/nfs-watcher-uploader/internal/azurite"
+	"github.com/edge/nfs-watcher-uploader/internal/blob"
+)
+
+type workload struct {
+	name  string
+	files int
+	size  int64
+}
+
+var all = []workload{
+	{"4KiB", 2000, 4 << 10},
+	{"1MiB", 200, 1 << 20},
+	{"256MiB", 4, 256 << 20},
+	{"4GiB", 1, 4 << 30},
+}
+
+var (
+	flagRuns      = flag.Int("runs", 3, "measurements per workload and side (medians are reported)")
+	flagWorkloads = flag.String("workloads", "4KiB,1MiB,256MiB,4GiB", "comma list of workloads")
+	flagWorkers   = flag.Int("workers", 4, "files uploaded at once (APP_WORKER_CONCURRENCY and the raw side)")
+	flagStaging   = flag.String("staging", "copy", "APP_STAGING_MODE of the service")
+	flagPoll      = flag.Float64("poll", 0.5, "APP_POLL_INTERVAL_S of the service")
+	flagAge       = flag.Float64("age", 1, "APP_MIN_FILE_AGE_S of the service")
+	flagBin       = flag.String("bin", "", "service binary (built from ./cmd/nfs-watcher-uploader when empty)")
+	flagDir       = flag.String("dir", "", "work folder; generated files are kept there between runs (temp when empty)")
+	flagEnv       = flag.String("env", "", "extra APP_* settings for the service, comma separated (e.g. APP_AZURE_MAX_CONCURRENCY=16)")
+
+	// The raw side runs in a child process of this binary, so its CPU and
+	// memory are its own.
+	flagRaw      = flag.Bool("raw", false, "internal: upload -raw-dir with the SDK and print JSON")
+	flagRawDir   = flag.String("raw-dir", "", "internal")
+	flagRawConn  = flag.String("raw-conn", "", "internal")
+	flagRawCont  = flag.String("raw-container", "", "internal")
+	flagRawBlock = flag.Int64("raw-block", 0, "internal")
+)
+
+// result is one measured run of one side.
+type result struct {
+	Seconds   float64   `json:"seconds"` // first file available to last blob committed
+	Bytes     int64     `json:"bytes"`
+	Files     int       `json:"files"`
+	CPU       float64   `json:"cpu"`  // user+system seconds of the uploading process
+	PeakRSS   int64     `json:"rss"`  // bytes
+	Latencies []float64 `json:"lats"` // seconds, per file
+}
+
+func main() {
+	flag.Parse()
+	if *flagRaw {
+		if err := rawMain(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	az, err := azurite.Start()
+	if err != nil {
+		return err
+	}
+	defer az.Stop()
+	work := *flagDir
+	if work == "" {
+		if work, err = os.MkdirTemp("", "nwu-bench-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(work)
+	}
+	bin := *flagBin
+	if bin == "" {
+		bin = filepath.Join(work, "nfs-watcher-uploader")
+		b := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/nfs-watcher-uploader")
+		b.Stdout, b.Stderr = os.Stderr, os.Stderr
+		if err := b.Run(); err != nil {
+			return fmt.Errorf("build service: %w", err)
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	var rows []string
+	for _, w := range all {
+		if !slices.Contains(strings.Split(*flagWorkloads, ","), w.name) {
+			continue
+		}
+		src := filepath.Join(work, "src", w.name)
+		if err := generate(src, w); err != nil {
+			return err
+		}
+		var svc, raw []result
+		for i := range *flagRuns {
+			fmt.Fprintf(os.Stderr, "%s run %d/%d: service... ", w.name, i+1, *flagRuns)
+			r, err := runService(az, bin, work, src, w, i)
+			if err != nil {
+				return fmt.Errorf("%s service: %w", w.name, err)
+			}
+			svc = append(svc, r)
+			fmt.Fprintf(os.Stderr, "%.1f MB/s; raw SDK... ", float64(r.Bytes)/r.Seconds/1e6)
+			r, err = runRaw(az, self, src, w, i)
+			if err != nil {
+				return fmt.Errorf("%s raw: %w", w.name, err)
+			}
+			raw = append(raw, r)
+			fmt.Fprintf(os.Stderr, "%.1f MB/s\n", float64(r.Bytes)/r.Seconds/1e6)
+		}
+		rows = append(rows, tableRows(w, svc, raw)...)
+	}
+	fmt.Printf("\nservice: APP_STAGING_MODE=%s APP_WORKER_CONCURRENCY=%d APP_POLL_INTERVAL_S=%g APP_MIN_FILE_AGE_S=%g %s; raw: azblob UploadFile, %d files at once; medians of %d runs\n\n",
+		*flagStaging, *flagWorkers, *flagPoll, *flagAge, *flagEnv, *flagWorkers, *flagRuns)
+	fmt.Println("| workload | side | files/s | MB/s | CPU s/GB | peak RSS MiB | p50 latency s | p99 latency s |")
+	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|")
+	for _, r := range rows {
+		fmt.Println(r)
+	}
+	return nil
+}
+
+// generate writes the workload's files once; later runs reuse them.
+func generate(dir string, w workload) error {
+	if ents, err := os.ReadDir(dir); err == nil && len(ents) == w.files {
+		return nil
+	}
+	_ = os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "generating %d files of %s...\n", w.files, w.name)
+	rng := rand.New(rand.NewPCG(uint64(w.size), uint64(w.files)))
+	block := make([]byte, 1<<20)
+	for i := range w.files {
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%05d.bin", w.name, i)))
+		if err != nil {
+			return err
+		}
+		for left := w.size; left > 0; {
+			for j := 0; j < len(block); j += 8 {
+				v := rng.Uint64()
+				for k := range 8 {
+					block[j+k] = byte(v >> (8 * k))
+				}
+			}
+			n := min(left, int64(len(block)))
+			if _, err := f.Write(block[:n]); err != nil {
+				f.Close()
+				return err
+			}
+			left -= n
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	old := time.Now().Add(-time.Hour)
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		_ = os.Chtimes(filepath.Join(dir, e.Name()), old, old)
+	}
+	return nil
+}
+
+func container(side string, w workload, i int) string {
+	return strings.ToLower(fmt.Sprintf("bench-%s-%s-%d-%d", side, w.name, i, os.Getpid()))
+}
+
+func deleteContainer(az *azurite.Server, name string) {
+	c, err := az.Client()
+	if err == nil {
+		_, _ = c.DeleteContainer(context.Background(), name, nil)
+	}
+}
+
+// runService starts the service on fresh folders, hard-links the files into
+// a session's incoming folder (producers finishing at once) and waits for
+// every "file uploaded" log line.
+func runService(az *azurite.Server, bin, work, src string, w workload, i int) (result, error) {
+	root, err := os.MkdirTemp(work, "svc-")
+	if err != nil {
+		return result{}, err
+	}
+	defer os.RemoveAll(root)
+	port, err := azurite.FreePort()
+	if err != nil {
+		return result{}, err
+	}
+	cont := container("svc", w, i)
+	defer deleteContainer(az, cont)
+	env := []string{
+		"PATH=" + os.Getenv("PATH"),
+		"APP_AZURE_AUTH=connection-string",
+		"APP_AZURE_CONNECTION_STRING=" + az.ConnectionString(""),
+		"APP_AZURE_CONTAINER=" + cont,
+		"APP_NFS_INCOMING_DIR=" + filepath.Join(root, "nfs", "incoming"),
+		"APP_NFS_PROCESSING_ROOT=" + filepath.Join(root, "nfs", ".processing"),
+		"APP_LOCAL_STAGING_ROOT=" + filepath.Join(root, "staging"),
+		"APP_HTTP_ADDR=127.0.0.1:" + strconv.Itoa(port),
+		"APP_STAGING_MODE=" + *flagStaging,
+		"APP_WORKER_CONCURRENCY=" + strconv.Itoa(*flagWorkers),
+		"APP_POLL_INTERVAL_S=" + strconv.FormatFloat(*flagPoll, 'f', -1, 64),
+		"APP_MIN_FILE_AGE_S=" + strconv.FormatFloat(*flagAge, 'f', -1, 64),
+		"APP_MAX_QUEUE_SIZE=10000",
+	}
+	if *flagEnv != "" {
+		env = append(env, strings.Split(*flagEnv, ",")...)
+	}
+	logPath := filepath.Join(root, "service.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return result{}, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin)
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return result{}, err
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	if err := waitFor(30*time.Second, func() bool {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}); err != nil {
+		return result{}, fmt.Errorf("service not ready: %w", err)
+	}
+	resp, err := http.Post(base+"/v1/watch/start", "application/json", strings.NewReader(`{"session":"bench"}`))
+	if err != nil {
+		return result{}, err
+	}
+	resp.Body.Close()
+	in := filepath.Join(root, "nfs", "incoming", "bench")
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		return result{}, err
+	}
+	cpu0, err := procCPU(cmd.Process.Pid)
+	if err != nil {
+		return result{}, err
+	}
+	appeared := map[string]time.Time{}
+	start := time.Now()
+	for _, e := range ents {
+		if err := os.Link(filepath.Join(src, e.Name()), filepath.Join(in, e.Name())); err != nil {
+			return result{}, err
+		}
+		appeared[e.Name()] = time.Now()
+	}
+	var done map[string]time.Time
+	timeout := 10*time.Minute + time.Duration(w.size*int64(w.files)/(20<<20))*time.Second
+	if err := waitFor(timeout, func() bool {
+		done = uploaded(logPath)
+		return len(done) >= w.files
+	}); err != nil {
+		return result{}, fmt.Errorf("%d of %d files uploaded: %w", len(done), w.files, err)
+	}
+	cpu1, err := procCPU(cmd.Process.Pid)
+	if err != nil {
+		return result{}, err
+	}
+	r := result{Files: w.files, Bytes: w.size * int64(w.files), CPU: cpu1 - cpu0, PeakRSS: procHWM(cmd.Process.Pid)}
+	var last time.Time
+	for name, t := range done {
+		r.Latencies = append(r.Latencies, t.Sub(appeared[name]).Seconds())
+		if t.After(last) {
+			last = t
+		}
+	}
+	r.Seconds = last.Sub(start).Seconds()
+	return r, nil
+}
+
+// uploaded reads the service log: file -> when its blob was committed.
+func uploaded(logPath string) map[string]time.Time {
+	out := map[string]time.Time{}
+	f, err := os.Open(logPath)
+	if err != nil {
+		return out
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if !strings.Contains(sc.Text(), `"file uploaded"`) {
+			continue
+		}
+		var l struct {
+			Time time.Time `json:"time"`
+			File string    `json:"file"`
+		}
+		if json.Unmarshal(sc.Bytes(), &l) == nil {
+			out[l.File] = l.Time
+		}
+	}
+	return out
+}
+
+func runRaw(az *azurite.Server, self, src string, w workload, i int) (result, error) {
+	cont := container("raw", w, i)
+	defer deleteContainer(az, cont)
+	cmd := exec.Command(self, "-raw", "-raw-dir", src, "-raw-conn", az.ConnectionString(""), "-raw-container", cont,
+		"-workers", strconv.Itoa(*flagWorkers))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return result{}, err
+	}
+	var r result
+	if err := json.Unmarshal(out, &r); err != nil {
+		return result{}, fmt.Errorf("raw output %q: %w", out, err)
+	}
+	return r, nil
+}
+
+// rawMain uploads every file of -raw-dir with azblob's UploadFile, the
+// SDK's own file upload, -workers files at a time, with the same block
+// size and concurrency the service uses by default.
+func rawMain() error {
+	ctx := context.Background()
+	c, err := azblob.NewClientFromConnectionString(*flagRawConn, nil)
+	if err != nil {
+		return err
+	}
+	if _, err := c.CreateContainer(ctx, *flagRawCont, nil); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(*flagRawDir)
+	if err != nil {
+		return err
+	}
+	var ru0 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	start := time.Now()
+	jobs := make(chan os.DirEntry)
+	var mu sync.Mutex
+	r := result{Files: len(ents)}
+	var firstErr error
+	var wg sync.WaitGroup
+	for range *flagWorkers {
+		wg.Go(func() {
+			for e := range jobs {
+				f, err := os.Open(filepath.Join(*flagRawDir, e.Name()))
+				if err == nil {
+					fi, _ := f.Stat()
+					bs := *flagRawBlock
+					if bs == 0 {
+						bs = max(4<<20, fi.Size()/blockblob.MaxBlocks+1)
+					}
+					_, err = c.ServiceClient().NewContainerClient(*flagRawCont).NewBlockBlobClient(e.Name()).UploadFile(ctx, f,
+						&blockblob.UploadFileOptions{BlockSize: bs, Concurrency: uint16(blob.DefaultConcurrency())})
+					f.Close()
+					mu.Lock()
+					r.Bytes += fi.Size()
+					r.Latencies = append(r.Latencies, time.Since(start).Seconds())
+					mu.Unlock()
+				}
+				if err != nil {
+					mu.Lock()
+					firstErr = errors.Join(firstErr, err)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for _, e := range ents {
+		jobs <- e
+	}
+	close(jobs)
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	r.Seconds = time.Since(start).Seconds()
+	var ru1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	r.CPU = tv(ru1.Utime) + tv(ru1.Stime) - tv(ru0.Utime) - tv(ru0.Stime)
+	r.PeakRSS = ru1.Maxrss << 10
+	return json.NewEncoder(os.Stdout).Encode(r)
+}
+
+func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+
+// procCPU is a process's user+system CPU seconds from /proc.
+func procCPU(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name, which is in parentheses.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100, nil // USER_HZ is 100 on Linux
+}
+
+// procHWM is a process's peak resident set.
+func procHWM(pid int) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func waitFor(d time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %v", d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+func percentile(v []float64, p float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	sort.Float64s(s)
+	return s[min(len(s)-1, int(p*float64(len(s))))]
+}
+
+type summary struct{ filesPS, mbPS, cpuPerGB, rssMiB, p50, p99 float64 }
+
+func summarize(rs []result) summary {
+	var fps, mbps, cpu, rss, p50, p99 []float64
+	for _, r := range rs {
+		fps = append(fps, float64(r.Files)/r.Seconds)
+		mbps = append(mbps, float64(r.Bytes)/r.Seconds/1e6)
+		cpu = append(cpu, r.CPU/(float64(r.Bytes)/1e9))
+		rss = append(rss, float64(r.PeakRSS)/(1<<20))
+		p50 = append(p50, percentile(r.Latencies, 0.5))
+		p99 = append(p99, percentile(r.Latencies, 0.99))
+	}
+	return summary{median(fps), median(mbps), median(cpu), median(rss), median(p50), median(p99)}
+}
+
+func tableRows(w workload, svc, raw []result) []string {
+	s, r := summarize(svc), summarize(raw)
+	row := func(side string, x summary) string {
+		return fmt.Sprintf("| %d × %s | %s | %.1f | %.1f | %.2f | %.0f | %.2f | %.2f |", w.files, w.name, side,
+			x.filesPS, x.mbPS, x.cpuPerGB, x.rssMiB, x.p50, x.p99)
+	}
+	ratio := func(a, b float64) string {
+		if b == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f", a/b)
+	}
+	return []string{
+		row("service", s),
+		row("raw SDK", r),
+		fmt.Sprintf("| | ratio | %s | %s | %s | %s | %s | %s |", ratio(s.filesPS, r.filesPS), ratio(s.mbPS, r.mbPS),
+			ratio(s.cpuPerGB, r.cpuPerGB), ratio(s.rssMiB, r.rssMiB), ratio(s.p50, r.p50), ratio(s.p99, r.p99)),
+	}
+}
+
+var _ = io.Discard

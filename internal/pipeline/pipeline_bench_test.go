@@ -1,0 +1,67 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func benchPipeline(b *testing.B) (*Pipeline, Layout) {
+	b.Helper()
+	root := b.TempDir()
+	l := Layout{Incoming: filepath.Join(root, "in"), Processing: filepath.Join(root, "proc"), Staging: filepath.Join(root, "stage")}
+	for _, d := range []string{l.IncomingDir("s"), l.ProcessingDir("20260101", "s"), l.StagingDir("20260101", "s")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return New(Options{Layout: l}, nil, NewStats(nil), slog.New(slog.NewTextHandler(io.Discard, nil))), l
+}
+
+// BenchmarkClaimComplete is the NFS metadata work of one file: the claim
+// (rename into .processing, never replacing) and the completion (rename
+// into .done). File creation is not timed.
+func BenchmarkClaimComplete(b *testing.B) {
+	p, l := benchPipeline(b)
+	ctx := context.Background()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		it := &Item{Session: "s", Date: "20260101", Name: fmt.Sprintf("f%d", i)}
+		if err := os.WriteFile(filepath.Join(l.IncomingDir("s"), it.Name), nil, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if err := p.claim(it); err != nil {
+			b.Fatal(err)
+		}
+		if err := p.complete(ctx, it, &source{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkStageCopy is the staging copy of a 64 MiB file with its MD5.
+func BenchmarkStageCopy(b *testing.B) {
+	_, l := benchPipeline(b)
+	src := filepath.Join(l.ProcessingDir("20260101", "s"), "big")
+	data := make([]byte, 64<<20)
+	_, _ = rand.Read(data)
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	dst := filepath.Join(l.StagingDir("20260101", "s"), "big")
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		s, err := copyHashed(src, dst)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
+	}
+}
