@@ -70,7 +70,10 @@ var (
 
 // result is one measured run of one side.
 type result struct {
-	Seconds   float64   `json:"seconds"` // first file available to last blob committed
+	// Seconds is the transfer window: from the first file being taken (the
+	// service found it stable; the raw side started) to the last blob
+	// committed. Detection (polls, minimum age) is in Latencies instead.
+	Seconds   float64   `json:"seconds"`
 	Bytes     int64     `json:"bytes"`
 	Files     int       `json:"files"`
 	CPU       float64   `json:"cpu"`  // user+system seconds of the uploading process
@@ -255,7 +258,12 @@ func runService(az *azurite.Server, bin, work, src string, w workload, i int) (r
 	if err := cmd.Start(); err != nil {
 		return result{}, err
 	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		t := time.AfterFunc(10*time.Second, func() { _ = cmd.Process.Kill() })
+		_ = cmd.Wait()
+		t.Stop()
+	}()
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	if err := waitFor(30*time.Second, func() bool {
 		resp, err := http.Get(base + "/readyz")
@@ -282,14 +290,13 @@ func runService(az *azurite.Server, bin, work, src string, w workload, i int) (r
 		return result{}, err
 	}
 	appeared := map[string]time.Time{}
-	start := time.Now()
 	for _, e := range ents {
 		if err := os.Link(filepath.Join(src, e.Name()), filepath.Join(in, e.Name())); err != nil {
 			return result{}, err
 		}
 		appeared[e.Name()] = time.Now()
 	}
-	var done map[string]time.Time
+	var done map[string][2]time.Time
 	timeout := 10*time.Minute + time.Duration(w.size*int64(w.files)/(20<<20))*time.Second
 	if err := waitFor(timeout, func() bool {
 		done = uploaded(logPath)
@@ -302,20 +309,24 @@ func runService(az *azurite.Server, bin, work, src string, w workload, i int) (r
 		return result{}, err
 	}
 	r := result{Files: w.files, Bytes: w.size * int64(w.files), CPU: cpu1 - cpu0, PeakRSS: procHWM(cmd.Process.Pid)}
-	var last time.Time
+	var first, last time.Time
 	for name, t := range done {
-		r.Latencies = append(r.Latencies, t.Sub(appeared[name]).Seconds())
-		if t.After(last) {
-			last = t
+		r.Latencies = append(r.Latencies, t[0].Sub(appeared[name]).Seconds())
+		if t[0].After(last) {
+			last = t[0]
+		}
+		if first.IsZero() || t[1].Before(first) {
+			first = t[1]
 		}
 	}
-	r.Seconds = last.Sub(start).Seconds()
+	r.Seconds = last.Sub(first).Seconds()
 	return r, nil
 }
 
-// uploaded reads the service log: file -> when its blob was committed.
-func uploaded(logPath string) map[string]time.Time {
-	out := map[string]time.Time{}
+// uploaded reads the service log: file -> when its blob was committed and
+// when the service had found it stable.
+func uploaded(logPath string) map[string][2]time.Time {
+	out := map[string][2]time.Time{}
 	f, err := os.Open(logPath)
 	if err != nil {
 		return out
@@ -328,11 +339,12 @@ func uploaded(logPath string) map[string]time.Time {
 			continue
 		}
 		var l struct {
-			Time time.Time `json:"time"`
-			File string    `json:"file"`
+			Time      time.Time `json:"time"`
+			File      string    `json:"file"`
+			LatencyMs int64     `json:"latency_ms"`
 		}
 		if json.Unmarshal(sc.Bytes(), &l) == nil {
-			out[l.File] = l.Time
+			out[l.File] = [2]time.Time{l.Time, l.Time.Add(-time.Duration(l.LatencyMs) * time.Millisecond)}
 		}
 	}
 	return out

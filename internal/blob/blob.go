@@ -195,7 +195,11 @@ func (s *Store) ContainerClient() *container.Client { return s.c }
 // blob of that name. Files up to the single-put size go in one Put Blob whose
 // Content-MD5 the service checks; larger ones go as parallel blocks, each
 // CRC64-checked by the service, committed with the whole file's MD5.
-func (s *Store) Put(ctx context.Context, name string, src io.ReaderAt, size int64, md5sum []byte) error {
+//
+// confirmed is true when the answer itself proves the stored bytes: the
+// service computes the MD5 of a Put Blob's content, refuses a mismatch and
+// returns it. A block list is not confirmed: Verify it.
+func (s *Store) Put(ctx context.Context, name string, src io.ReaderAt, size int64, md5sum []byte) (confirmed bool, err error) {
 	bb := s.c.NewBlockBlobClient(name)
 	headers := &blob.HTTPHeaders{BlobContentMD5: md5sum}
 	single := s.opts.SinglePutSize
@@ -203,11 +207,14 @@ func (s *Store) Put(ctx context.Context, name string, src io.ReaderAt, size int6
 		single = DefaultSinglePutSize
 	}
 	if size <= single {
-		_, err := bb.Upload(ctx, nopCloser{io.NewSectionReader(src, 0, size)}, &blockblob.UploadOptions{
+		resp, err := bb.Upload(ctx, nopCloser{io.NewSectionReader(src, 0, size)}, &blockblob.UploadOptions{
 			HTTPHeaders:             headers,
 			TransactionalValidation: blob.TransferValidationTypeMD5(md5sum),
 		})
-		return classify(err)
+		if err != nil {
+			return false, classify(err)
+		}
+		return bytes.Equal(resp.ContentMD5, md5sum), nil
 	}
 	blockSize := s.opts.BlockSize
 	if blockSize <= 0 {
@@ -215,7 +222,7 @@ func (s *Store) Put(ctx context.Context, name string, src io.ReaderAt, size int6
 	}
 	n := (size + blockSize - 1) / blockSize
 	if n > blockblob.MaxBlocks {
-		return permanent(fmt.Errorf("file of %d bytes needs %d blocks of %d bytes; Azure allows %d", size, n, blockSize, blockblob.MaxBlocks))
+		return false, permanent(fmt.Errorf("file of %d bytes needs %d blocks of %d bytes; Azure allows %d", size, n, blockSize, blockblob.MaxBlocks))
 	}
 	conc := s.opts.Concurrency
 	if conc <= 0 {
@@ -251,10 +258,10 @@ func (s *Store) Put(ctx context.Context, name string, src io.ReaderAt, size int6
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return classify(err)
+		return false, classify(err)
 	}
-	_, err := bb.CommitBlockList(ctx, ids, &blockblob.CommitBlockListOptions{HTTPHeaders: headers})
-	return classify(err)
+	_, err = bb.CommitBlockList(ctx, ids, &blockblob.CommitBlockListOptions{HTTPHeaders: headers})
+	return false, classify(err)
 }
 
 // blockTries bounds how often one block is sent after checksum mismatches.

@@ -50,8 +50,9 @@ func TestVerifyRejectsAMismatch(t *testing.T) {
 	ctx := context.Background()
 	data := []byte("the real bytes")
 	sum := md5.Sum(data)
-	if err := s.Put(ctx, "a", bytes.NewReader(data), int64(len(data)), sum[:]); err != nil {
-		t.Fatal(err)
+	confirmed, err := s.Put(ctx, "a", bytes.NewReader(data), int64(len(data)), sum[:])
+	if err != nil || !confirmed {
+		t.Fatalf("single put: confirmed %v, %v", confirmed, err)
 	}
 	if err := s.Verify(ctx, "a", int64(len(data)), sum[:]); err != nil {
 		t.Fatalf("verify of a good blob: %v", err)
@@ -89,12 +90,12 @@ func TestBlockUploadResumesStagedBlocks(t *testing.T) {
 		}
 		return faultproxy.Pass
 	})
-	if err := s.Put(ctx, "big", bytes.NewReader(data), int64(len(data)), sum[:]); err == nil {
+	if _, err := s.Put(ctx, "big", bytes.NewReader(data), int64(len(data)), sum[:]); err == nil {
 		t.Fatal("first attempt should fail")
 	}
 	first := puts.Load()
-	if err := s.Put(ctx, "big", bytes.NewReader(data), int64(len(data)), sum[:]); err != nil {
-		t.Fatal(err)
+	if confirmed, err := s.Put(ctx, "big", bytes.NewReader(data), int64(len(data)), sum[:]); err != nil || confirmed {
+		t.Fatalf("block list: confirmed %v (must be verified by read-back), %v", confirmed, err)
 	}
 	// Second attempt: blocks 5..9 and the commit; never blocks 0..4 again.
 	if second := puts.Load() - first; second != 6 {

@@ -12,8 +12,9 @@ import (
 
 // Store is the blob service as the pipeline needs it.
 type Store interface {
-	// Put uploads size bytes of src under name, replacing any older blob.
-	Put(ctx context.Context, name string, src io.ReaderAt, size int64, md5sum []byte) error
+	// Put uploads size bytes of src under name, replacing any older blob;
+	// confirmed means the service proved the stored bytes have md5sum.
+	Put(ctx context.Context, name string, src io.ReaderAt, size int64, md5sum []byte) (confirmed bool, err error)
 	// Verify fails unless the stored blob has this size and MD5.
 	Verify(ctx context.Context, name string, size int64, md5sum []byte) error
 	// Exists reports whether a blob of that name is stored.

@@ -196,7 +196,7 @@ func (p *Pipeline) process(ctx context.Context, it *Item) {
 		}
 		p.stats.processed(ctx, it, size, upload)
 		p.log.InfoContext(ctx, "file uploaded", "session", it.Session, "file", it.Name, "blob", it.Key(),
-			"bytes", size, "upload_ms", upload.Milliseconds(), "attempts", it.attempts+1)
+			"bytes", size, "upload_ms", upload.Milliseconds(), "latency_ms", time.Since(it.Found).Milliseconds(), "attempts", it.attempts+1)
 		p.release(it)
 	case errors.Is(err, errSkip):
 		span.SetAttributes(attribute.String("outcome", "skipped"))
@@ -329,11 +329,15 @@ func (p *Pipeline) run(ctx context.Context, it *Item) (int64, time.Duration, err
 	start := time.Now()
 	err = p.span(ctx, "upload", func(ctx context.Context) error {
 		trace.SpanFromContext(ctx).SetAttributes(attribute.Int64("file.size", src.size))
-		if err := p.store.Put(ctx, it.Key(), src.file, src.size, src.md5); err != nil {
+		confirmed, err := p.store.Put(ctx, it.Key(), src.file, src.size, src.md5)
+		if err != nil {
 			return err
 		}
 		if err := src.unchanged(); err != nil {
 			return err
+		}
+		if confirmed {
+			return nil
 		}
 		return p.store.Verify(ctx, it.Key(), src.size, src.md5)
 	})

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
@@ -110,6 +111,16 @@ func openSource(path string) (*os.File, fileSig, error) {
 
 const copyBuf = 1 << 20
 
+// buffers are reused: a fresh 1 MiB per file costs more than copying a
+// small file does.
+var buffers = sync.Pool{New: func() any { b := make([]byte, copyBuf); return &b }}
+
+func copyAll(dst io.Writer, src io.Reader) (int64, error) {
+	buf := buffers.Get().(*[]byte)
+	defer buffers.Put(buf)
+	return io.CopyBuffer(dst, onlyReader{src}, *buf)
+}
+
 func copyHashed(srcPath, dstPath string) (*source, error) {
 	in, before, err := openSource(srcPath)
 	if err != nil {
@@ -121,13 +132,15 @@ func copyHashed(srcPath, dstPath string) (*source, error) {
 		return nil, fmt.Errorf("create staging copy: %w", err)
 	}
 	h := md5.New()
-	n, err := io.CopyBuffer(io.MultiWriter(out, h), onlyReader{in}, make([]byte, copyBuf))
+	n, err := copyAll(io.MultiWriter(out, h), in)
 	if err != nil {
 		out.Close()
 		return nil, fmt.Errorf("copy to staging: %w", err)
 	}
-	// Best effort: staging is a cache of the NFS copy, which stays until completion.
-	_ = out.Sync()
+	// No fsync: the copy is read back through this same descriptor, and
+	// after a crash recovery copies again from .processing, which keeps the
+	// file until its blob is confirmed. A flush would buy nothing and costs
+	// a disk round trip per file (see the README's Performance figures).
 	fi, err := os.Stat(srcPath)
 	if err != nil {
 		out.Close()
@@ -151,7 +164,7 @@ func (p *Pipeline) stageDirect(srcPath string) (*source, error) {
 			return nil, err
 		}
 		h := md5.New()
-		n, err := io.CopyBuffer(h, onlyReader{f}, make([]byte, copyBuf))
+		n, err := copyAll(h, f)
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("read: %w", err)
