@@ -97,11 +97,7 @@ func main() {
 }
 
 func run() error {
-	az, err := azurite.Start()
-	if err != nil {
-		return err
-	}
-	defer az.Stop()
+	var err error
 	work := *flagDir
 	if work == "" {
 		if work, err = os.MkdirTemp("", "nwu-bench-"); err != nil {
@@ -133,14 +129,22 @@ func run() error {
 		}
 		var svc, raw []result
 		for i := range *flagRuns {
+			// A fresh in-memory Azurite per run: it frees deleted blobs
+			// lazily, and a 4 GiB workload would reach its memory limit.
+			az, err := azurite.Start()
+			if err != nil {
+				return err
+			}
 			fmt.Fprintf(os.Stderr, "%s run %d/%d: service... ", w.name, i+1, *flagRuns)
 			r, err := runService(az, bin, work, src, w, i)
 			if err != nil {
+				az.Stop()
 				return fmt.Errorf("%s service: %w", w.name, err)
 			}
 			svc = append(svc, r)
 			fmt.Fprintf(os.Stderr, "%.1f MB/s; raw SDK... ", float64(r.Bytes)/r.Seconds/1e6)
 			r, err = runRaw(az, self, src, w, i)
+			az.Stop()
 			if err != nil {
 				return fmt.Errorf("%s raw: %w", w.name, err)
 			}

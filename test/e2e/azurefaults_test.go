@@ -71,13 +71,7 @@ func guardNFS(t *testing.T, s *svc, roots []string, want map[string]string) (sto
 }
 
 func proxied(t *testing.T) (*svc, *faultproxy.Proxy) {
-	p, err := faultproxy.Start(az.BlobEndpoint())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
-	s := newSvc(t)
-	s.env["APP_AZURE_CONNECTION_STRING"] = az.ConnectionString(p.URL() + "/devstoreaccount1")
+	s, p := newProxiedSvc(t)
 	s.env["APP_AZURE_MAX_SINGLE_PUT_SIZE"] = "65536"
 	s.env["APP_AZURE_MAX_BLOCK_SIZE"] = "32768"
 	s.env["APP_AZURE_MAX_CONCURRENCY"] = "4"

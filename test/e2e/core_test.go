@@ -13,8 +13,6 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/google/uuid"
-
-	"github.com/edge/nfs-watcher-uploader/internal/faultproxy"
 )
 
 // PRD 2: a named session uploads under <YYYYMMDD>/<name>/, with the same
@@ -155,21 +153,10 @@ func TestBadSessionNamesAndBodies(t *testing.T) {
 // PRD 3: the file sits in .processing (never deleted) while its upload
 // hangs, and leaves NFS only once the blob exists.
 func TestFileLeavesNFSOnlyAfterUpload(t *testing.T) {
-	p, err := faultproxy.Start(az.BlobEndpoint())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	s := newSvc(t)
-	s.env["APP_AZURE_CONNECTION_STRING"] = az.ConnectionString(p.URL() + "/devstoreaccount1")
+	s, p := newProxiedSvc(t)
 	s.start()
 	in, date := s.startSession("hold")
-	p.Hold(func(r *http.Request) faultproxy.Action {
-		if r.Method == http.MethodPut {
-			return faultproxy.Hang
-		}
-		return faultproxy.Pass
-	})
+	holdPuts(p)
 	sum := writeFile(t, in, "a.bin", []byte("precious bytes"))
 	claimed := filepath.Join(s.processing(), date, "hold", "a.bin")
 	eventually(t, 10*time.Second, "upload held", func() bool { return p.Hanging.Load() > 0 })
@@ -197,25 +184,14 @@ func TestFileLeavesNFSOnlyAfterUpload(t *testing.T) {
 // uploads each exactly once with the right bytes, overwriting stale blobs,
 // and resumes the session.
 func TestKillDuringUploadRecovers(t *testing.T) {
-	p, err := faultproxy.Start(az.BlobEndpoint())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	s := newSvc(t)
-	s.env["APP_AZURE_CONNECTION_STRING"] = az.ConnectionString(p.URL() + "/devstoreaccount1")
+	s, p := newProxiedSvc(t)
 	s.start()
 	in, date := s.startSession("crash")
 	// A stale blob of one name: recovery must overwrite it.
 	if _, err := azc.UploadBuffer(context.Background(), s.container(), date+"/crash/f0.bin", []byte("stale"), nil); err != nil {
 		t.Fatal(err)
 	}
-	p.Hold(func(r *http.Request) faultproxy.Action {
-		if r.Method == http.MethodPut {
-			return faultproxy.Hang
-		}
-		return faultproxy.Pass
-	})
+	holdPuts(p)
 	want := map[string]string{}
 	for i := range 8 {
 		name := fmt.Sprintf("f%d.bin", i)

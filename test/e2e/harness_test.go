@@ -26,6 +26,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/edge/nfs-watcher-uploader/internal/azurite"
+	"github.com/edge/nfs-watcher-uploader/internal/faultproxy"
 )
 
 var (
@@ -404,5 +405,29 @@ func (s *svc) waitNFSEmpty(session string) {
 	eventually(s.t, 20*time.Second, "NFS and staging emptied", func() bool {
 		return len(filesUnder(s.t, filepath.Join(s.incoming(), session))) == 0 &&
 			len(filesUnder(s.t, s.processing())) == 0 && len(filesUnder(s.t, s.staging())) == 0
+	})
+}
+
+// newProxiedSvc prepares a service whose Azure traffic goes through a fresh
+// fault proxy in front of Azurite.
+func newProxiedSvc(t *testing.T) (*svc, *faultproxy.Proxy) {
+	t.Helper()
+	p, err := faultproxy.Start(az.BlobEndpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	s := newSvc(t)
+	s.env["APP_AZURE_CONNECTION_STRING"] = az.ConnectionString(p.URL() + "/devstoreaccount1")
+	return s, p
+}
+
+// holdPuts holds every upload request until p.Release.
+func holdPuts(p *faultproxy.Proxy) {
+	p.Hold(func(r *http.Request) faultproxy.Action {
+		if r.Method == http.MethodPut {
+			return faultproxy.Hang
+		}
+		return faultproxy.Pass
 	})
 }

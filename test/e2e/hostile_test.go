@@ -110,13 +110,7 @@ func leftInPlace(name, why string, make func(t *testing.T, path string, e *hosti
 // TestHostileInputs feeds the API and the incoming folder hostile input;
 // each gets a clear result and nothing is lost.
 func TestHostileInputs(t *testing.T) {
-	p, err := faultproxy.Start(az.BlobEndpoint())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	s := newSvc(t)
-	s.env["APP_AZURE_CONNECTION_STRING"] = az.ConnectionString(p.URL() + "/devstoreaccount1")
+	s, p := newProxiedSvc(t)
 	s.env["APP_AZURE_MAX_SINGLE_PUT_SIZE"] = "8388608"
 	s.env["APP_AZURE_MAX_BLOCK_SIZE"] = "8388608"
 	s.env["APP_AZURE_MAX_CONCURRENCY"] = "8"

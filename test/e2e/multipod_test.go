@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -55,12 +54,7 @@ func TestTwoPodsShareOneNFS(t *testing.T) {
 	}
 
 	// Hold every upload, so each pod has files claimed into its own root, then kill both.
-	p.Hold(func(r *http.Request) faultproxy.Action {
-		if r.Method == http.MethodPut {
-			return faultproxy.Hang
-		}
-		return faultproxy.Pass
-	})
+	holdPuts(p)
 	held := [2]map[string]string{{}, {}}
 	for i := range pods {
 		for j := range 2 {

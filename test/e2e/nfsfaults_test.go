@@ -114,19 +114,7 @@ func TestHungNFSReadBlocksOnlyItsWorker(t *testing.T) {
 		want[date+"/hang/"+name] = writeFile(t, in, name, []byte(name))
 	}
 	waitBlobs(t, s.container(), want, 20*time.Second)
-	fast := &http.Client{Timeout: time.Second}
-	for _, path := range []string{"/healthz", "/readyz", "/v1/status"} {
-		start := time.Now()
-		resp, err := fast.Get("http://" + s.addr + path)
-		if err != nil {
-			t.Fatalf("%s while NFS hangs: %v", path, err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("%s while NFS hangs: %d", path, resp.StatusCode)
-		}
-		t.Logf("%s answered in %v while a read hangs", path, time.Since(start))
-	}
+	answersAtOnce(t, s)
 	if st := s.status(); num(st, "in_flight") != 1 || num(st, "files_processed") != 6 {
 		t.Fatalf("status while hung: %v", st)
 	}
@@ -144,15 +132,7 @@ func TestHungScanLeavesTheAPIAnswering(t *testing.T) {
 	release := f.Hang(nfsfault.Readdir, "hscan")
 	defer release()
 	eventually(t, 10*time.Second, "the scan hanging", func() bool { return f.Hung() >= 1 })
-	fast := &http.Client{Timeout: time.Second}
-	for _, r := range []struct{ method, path string }{{"GET", "/healthz"}, {"GET", "/readyz"}, {"GET", "/v1/status"}} {
-		req, _ := http.NewRequest(r.method, "http://"+s.addr+r.path, nil)
-		resp, err := fast.Do(req)
-		if err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("%s %s while the scan hangs: %v", r.method, r.path, err)
-		}
-		resp.Body.Close()
-	}
+	answersAtOnce(t, s)
 	release()
 	sum := writeFile(t, in, "after.bin", []byte("after the hang"))
 	waitBlobsContain(t, s.container(), date+"/hscan/after.bin", sum)
@@ -177,4 +157,23 @@ func TestUnreadableFileIsPermanentAndKept(t *testing.T) {
 	f.Clear()
 	waitBlobsContain(t, s.container(), date+"/perm/locked.bin", sum)
 	s.waitNFSEmpty("perm")
+}
+
+// answersAtOnce asserts that the probes and status answer 200 within a
+// second while an NFS call hangs.
+func answersAtOnce(t *testing.T, s *svc) {
+	t.Helper()
+	fast := &http.Client{Timeout: time.Second}
+	for _, path := range []string{"/healthz", "/readyz", "/v1/status"} {
+		start := time.Now()
+		resp, err := fast.Get("http://" + s.addr + path)
+		if err != nil {
+			t.Fatalf("%s while NFS hangs: %v", path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s while NFS hangs: %d", path, resp.StatusCode)
+		}
+		t.Logf("%s answered in %v while NFS hangs", path, time.Since(start))
+	}
 }

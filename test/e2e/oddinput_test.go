@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,8 +13,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/edge/nfs-watcher-uploader/internal/faultproxy"
 )
 
 // stays asserts that path still exists after the service had many polls
@@ -166,21 +163,10 @@ func TestGrowingFileWaitsUntilStable(t *testing.T) {
 // not replace the in-flight copy; it is uploaded after it, so the blob
 // ends with the newer bytes and nothing is deleted unuploaded.
 func TestSameNameRewrittenWhileInFlight(t *testing.T) {
-	p, err := faultproxy.Start(az.BlobEndpoint())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	s := newSvc(t)
-	s.env["APP_AZURE_CONNECTION_STRING"] = az.ConnectionString(p.URL() + "/devstoreaccount1")
+	s, p := newProxiedSvc(t)
 	s.start()
 	in, date := s.startSession("again")
-	p.Hold(func(r *http.Request) faultproxy.Action {
-		if r.Method == http.MethodPut {
-			return faultproxy.Hang
-		}
-		return faultproxy.Pass
-	})
+	holdPuts(p)
 	writeFile(t, in, "a.bin", []byte("version one"))
 	eventually(t, 10*time.Second, "first version in flight", func() bool { return p.Hanging.Load() == 1 })
 	newer := writeFile(t, in, "a.bin", []byte("version two, longer"))

@@ -60,55 +60,53 @@ func startOTLP(t *testing.T) *otlpReceiver {
 		w.Header().Set("Content-Type", "application/x-protobuf")
 		return true
 	}
-	mux.HandleFunc("POST /v1/traces", func(w http.ResponseWriter, req *http.Request) {
-		var m coltrace.ExportTraceServiceRequest
-		if !decode(w, req, &m) {
-			return
-		}
+	serve(mux, "/v1/traces", decode, &coltrace.ExportTraceServiceResponse{}, func(m *coltrace.ExportTraceServiceRequest) {
 		r.mu.Lock()
+		defer r.mu.Unlock()
 		for _, rs := range m.ResourceSpans {
 			r.res = rs.GetResource().GetAttributes()
 			for _, ss := range rs.ScopeSpans {
 				r.spans = append(r.spans, ss.Spans...)
 			}
 		}
-		r.mu.Unlock()
-		b, _ := proto.Marshal(&coltrace.ExportTraceServiceResponse{})
-		_, _ = w.Write(b)
 	})
-	mux.HandleFunc("POST /v1/metrics", func(w http.ResponseWriter, req *http.Request) {
-		var m colmetrics.ExportMetricsServiceRequest
-		if !decode(w, req, &m) {
-			return
-		}
+	serve(mux, "/v1/metrics", decode, &colmetrics.ExportMetricsServiceResponse{}, func(m *colmetrics.ExportMetricsServiceRequest) {
 		r.mu.Lock()
+		defer r.mu.Unlock()
 		for _, rm := range m.ResourceMetrics {
 			for _, sm := range rm.ScopeMetrics {
 				r.metrics = append(r.metrics, sm.Metrics...)
 			}
 		}
-		r.mu.Unlock()
-		b, _ := proto.Marshal(&colmetrics.ExportMetricsServiceResponse{})
-		_, _ = w.Write(b)
 	})
-	mux.HandleFunc("POST /v1/logs", func(w http.ResponseWriter, req *http.Request) {
-		var m collogs.ExportLogsServiceRequest
-		if !decode(w, req, &m) {
-			return
-		}
+	serve(mux, "/v1/logs", decode, &collogs.ExportLogsServiceResponse{}, func(m *collogs.ExportLogsServiceRequest) {
 		r.mu.Lock()
+		defer r.mu.Unlock()
 		for _, rl := range m.ResourceLogs {
 			for _, sl := range rl.ScopeLogs {
 				r.logs = append(r.logs, sl.LogRecords...)
 			}
 		}
-		r.mu.Unlock()
-		b, _ := proto.Marshal(&collogs.ExportLogsServiceResponse{})
-		_, _ = w.Write(b)
 	})
 	r.Server = httptest.NewServer(mux)
 	t.Cleanup(r.Close)
 	return r
+}
+
+// serve decodes one signal's export requests into keep and answers with resp.
+func serve[M any, PM interface {
+	*M
+	proto.Message
+}](mux *http.ServeMux, path string, decode func(http.ResponseWriter, *http.Request, proto.Message) bool, resp proto.Message, keep func(PM)) {
+	body, _ := proto.Marshal(resp)
+	mux.HandleFunc("POST "+path, func(w http.ResponseWriter, req *http.Request) {
+		m := PM(new(M))
+		if !decode(w, req, m) {
+			return
+		}
+		keep(m)
+		_, _ = w.Write(body)
+	})
 }
 
 func attrs(kvs []*commonpb.KeyValue) map[string]string {
