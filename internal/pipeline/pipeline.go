@@ -329,7 +329,7 @@ func (p *Pipeline) run(ctx context.Context, it *Item) (int64, time.Duration, err
 	start := time.Now()
 	err = p.span(ctx, "upload", func(ctx context.Context) error {
 		trace.SpanFromContext(ctx).SetAttributes(attribute.Int64("file.size", src.size))
-		confirmed, err := p.store.Put(ctx, it.Key(), src.file, src.size, src.md5)
+		confirmed, err := p.store.Put(ctx, it.Key(), src.r, src.size, src.md5)
 		if err != nil {
 			return err
 		}

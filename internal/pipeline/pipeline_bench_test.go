@@ -11,7 +11,7 @@ import (
 	"testing"
 )
 
-func benchPipeline(b *testing.B) (*Pipeline, Layout) {
+func benchPipeline(b testing.TB) (*Pipeline, Layout) {
 	b.Helper()
 	root := b.TempDir()
 	l := Layout{Incoming: filepath.Join(root, "in"), Processing: filepath.Join(root, "proc"), Staging: filepath.Join(root, "stage")}

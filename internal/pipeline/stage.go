@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"errors"
@@ -15,22 +16,24 @@ import (
 // errVanished: the claimed file disappeared before its upload was confirmed.
 var errVanished = errors.New("file vanished from .processing")
 
-// source is what gets uploaded: an open file, its size and MD5.
+// source is what gets uploaded: its bytes, size and MD5.
 type source struct {
-	file    *os.File
+	r       io.ReaderAt
+	close   func() error
 	size    int64
 	md5     []byte
-	staging string // local copy to delete after completion ("" in direct mode)
-	sig     fileSig
+	staging string   // local copy to delete after completion, if any
+	inPlace *os.File // direct mode: the claimed file itself
+	sig     fileSig  // inPlace's size and mtime when hashed
 }
 
 // unchanged fails when a source read in place (direct mode) changed while
 // it was uploaded: the blob may then mix old and new bytes under the old MD5.
 func (s *source) unchanged() error {
-	if s.staging != "" {
-		return nil // uploaded from the private staging copy
+	if s.inPlace == nil {
+		return nil // uploaded from a private copy
 	}
-	fi, err := s.file.Stat()
+	fi, err := s.inPlace.Stat()
 	if err != nil {
 		return err
 	}
@@ -40,40 +43,45 @@ func (s *source) unchanged() error {
 	return nil
 }
 
-func (s *source) Close() error { return s.file.Close() }
+func (s *source) Close() error { return s.close() }
 
 // maxTornCopies bounds how often a file that keeps changing is copied again
 // in one attempt before the attempt fails and is retried later.
 const maxTornCopies = 3
 
-// stage copies the claimed file to local staging, hashing it on the way.
-// If the file changed while being copied (size or mtime differs between
-// before and after), the copy is torn and is made again.
+// stage copies the claimed file to local staging (in memory up to one
+// buffer, else a staging file), hashing it on the way. If the file changed
+// while being copied (size or mtime differs between before and after), the
+// copy is torn and is made again.
 func (p *Pipeline) stage(ctx context.Context, it *Item) (*source, error) {
 	srcPath := filepath.Join(p.opts.Layout.ProcessingDir(it.Date, it.Session), it.Name)
 	if p.opts.StagingMode == "direct" {
 		return p.stageDirect(srcPath)
 	}
-	dir := p.opts.Layout.StagingDir(it.Date, it.Session)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create staging folder: %w", err)
-	}
-	dstPath := filepath.Join(dir, it.Name)
 	var lastErr error
 	for range maxTornCopies {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		src, err := copyHashed(srcPath, dstPath)
-		if err == nil {
-			return src, nil
+		src, err := copyToMemory(srcPath)
+		if src == nil && err == nil {
+			src, err = p.copyToStaging(it, srcPath)
 		}
 		if !errors.Is(err, errTorn) {
-			return nil, err
+			return src, err
 		}
 		lastErr = err
 	}
 	return nil, lastErr
+}
+
+// copyToStaging copies a file larger than a buffer to the local staging folder.
+func (p *Pipeline) copyToStaging(it *Item, srcPath string) (*source, error) {
+	dir := p.opts.Layout.StagingDir(it.Date, it.Session)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create staging folder: %w", err)
+	}
+	return copyHashed(srcPath, filepath.Join(dir, it.Name))
 }
 
 var errTorn = errors.New("file changed while it was being copied")
@@ -153,7 +161,46 @@ func copyHashed(srcPath, dstPath string) (*source, error) {
 		out.Close()
 		return nil, fmt.Errorf("%w (size %d→%d, copied %d)", errTorn, before.size, after.size, n)
 	}
-	return &source{file: out, size: n, md5: h.Sum(nil), staging: dstPath}, nil
+	return &source{r: out, close: out.Close, size: n, md5: h.Sum(nil), staging: dstPath}, nil
+}
+
+// copyToMemory stages a file of at most one buffer in memory: the same
+// private, stable copy as a staging file, without creating, writing and
+// deleting a file per upload (most of the cost of a small file). It returns
+// nil, nil for a larger file.
+func copyToMemory(srcPath string) (*source, error) {
+	in, before, err := openSource(srcPath)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	if before.size > copyBuf {
+		return nil, nil
+	}
+	buf := buffers.Get().(*[]byte)
+	n, err := io.ReadFull(in, *buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		buffers.Put(buf)
+		return nil, fmt.Errorf("copy to staging: %w", err)
+	}
+	fi, err := os.Stat(srcPath)
+	if err != nil {
+		buffers.Put(buf)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %v", errVanished, err)
+		}
+		return nil, err
+	}
+	if after := sigOf(fi); after != before || int64(n) != before.size {
+		buffers.Put(buf)
+		return nil, fmt.Errorf("%w (size %d→%d, copied %d)", errTorn, before.size, after.size, n)
+	}
+	sum := md5.Sum((*buf)[:n])
+	return &source{
+		r:     bytes.NewReader((*buf)[:n]),
+		close: func() error { buffers.Put(buf); return nil },
+		size:  int64(n), md5: sum[:],
+	}, nil
 }
 
 // stageDirect hashes the claimed file in place and uploads from it.
@@ -175,7 +222,7 @@ func (p *Pipeline) stageDirect(srcPath string) (*source, error) {
 			return nil, err
 		}
 		if sigOf(fi) == before && n == before.size {
-			return &source{file: f, size: n, md5: h.Sum(nil), sig: before}, nil
+			return &source{r: f, close: f.Close, size: n, md5: h.Sum(nil), inPlace: f, sig: before}, nil
 		}
 		f.Close()
 	}
