@@ -14,7 +14,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -33,6 +32,7 @@ import (
 
 	"github.com/edge/nfs-watcher-uploader/internal/azurite"
 	"github.com/edge/nfs-watcher-uploader/internal/blob"
+	"github.com/edge/nfs-watcher-uploader/internal/procstat"
 )
 
 type workload struct {
@@ -289,7 +289,7 @@ func runService(az *azurite.Server, bin, work, src string, w workload, i int) (r
 	if err != nil {
 		return result{}, err
 	}
-	cpu0, err := procCPU(cmd.Process.Pid)
+	cpu0, err := procstat.CPUSeconds(cmd.Process.Pid)
 	if err != nil {
 		return result{}, err
 	}
@@ -308,11 +308,15 @@ func runService(az *azurite.Server, bin, work, src string, w workload, i int) (r
 	}); err != nil {
 		return result{}, fmt.Errorf("%d of %d files uploaded: %w", len(done), w.files, err)
 	}
-	cpu1, err := procCPU(cmd.Process.Pid)
+	cpu1, err := procstat.CPUSeconds(cmd.Process.Pid)
 	if err != nil {
 		return result{}, err
 	}
-	r := result{Files: w.files, Bytes: w.size * int64(w.files), CPU: cpu1 - cpu0, PeakRSS: procHWM(cmd.Process.Pid)}
+	peak, err := procstat.PeakRSS(cmd.Process.Pid)
+	if err != nil {
+		return result{}, err
+	}
+	r := result{Files: w.files, Bytes: w.size * int64(w.files), CPU: cpu1 - cpu0, PeakRSS: peak}
 	var first, last time.Time
 	for name, t := range done {
 		r.Latencies = append(r.Latencies, t[0].Sub(appeared[name]).Seconds())
@@ -439,36 +443,6 @@ func rawMain() error {
 
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
 
-// procCPU is a process's user+system CPU seconds from /proc.
-func procCPU(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command name, which is in parentheses.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100, nil // USER_HZ is 100 on Linux
-}
-
-// procHWM is a process's peak resident set.
-func procHWM(pid int) int64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
 func waitFor(d time.Duration, cond func() bool) error {
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -532,5 +506,3 @@ func tableRows(w workload, svc, raw []result) []string {
 			ratio(s.cpuPerGB, r.cpuPerGB), ratio(s.rssMiB, r.rssMiB), ratio(s.p50, r.p50), ratio(s.p99, r.p99)),
 	}
 }
-
-var _ = io.Discard

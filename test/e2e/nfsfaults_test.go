@@ -124,7 +124,7 @@ func TestHungNFSReadBlocksOnlyItsWorker(t *testing.T) {
 	s.waitNFSEmpty("hang")
 }
 
-// A scan stuck in a hung readdir leaves the API answering, including stop.
+// A scan stuck in a hung readdir leaves the API answering.
 func TestHungScanLeavesTheAPIAnswering(t *testing.T) {
 	s, f := fuseSvc(t)
 	s.start()
