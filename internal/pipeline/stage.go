@@ -196,6 +196,8 @@ func copyToMemory(srcPath string) (*source, error) {
 		return nil, fmt.Errorf("%w (size %d→%d, copied %d)", errTorn, before.size, after.size, n)
 	}
 	sum := md5.Sum((*buf)[:n])
+	// A request given up mid-body may still be read after Close hands the
+	// buffer on; its Content-MD5 makes the service refuse such bytes.
 	return &source{
 		r:     bytes.NewReader((*buf)[:n]),
 		close: func() error { buffers.Put(buf); return nil },
