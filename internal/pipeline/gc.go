@@ -37,9 +37,14 @@ func (p *Pipeline) GC(ctx context.Context, keep func(date, session string) bool)
 				files, err := os.ReadDir(done)
 				if err == nil {
 					for _, f := range files {
-						if err := os.Remove(filepath.Join(done, f.Name())); err == nil {
+						err := os.Remove(filepath.Join(done, f.Name()))
+						switch {
+						case err == nil:
 							deleted++
-						} else {
+						case !errors.Is(err, os.ErrNotExist):
+							// Its blob is confirmed: the next GC run tries again.
+							p.log.WarnContext(ctx, "cannot delete a completed file", "session", s.Name(),
+								"file", f.Name(), "step", "gc", "error", err.Error())
 							note(err)
 						}
 					}

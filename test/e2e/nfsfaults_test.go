@@ -89,12 +89,13 @@ func TestNFSErrorsAtEveryStep(t *testing.T) {
 	if num(st, "files_processed") != 10 || num(st, "retrying") != 0 || num(st, "files_vanished") != 0 {
 		t.Fatalf("status: %v", st)
 	}
-	scanFailed := false
+	scanFailed, gcFailed := false, false
 	for _, l := range s.logs.lines() {
 		scanFailed = scanFailed || l["msg"] == "scan failed; backing off"
+		gcFailed = gcFailed || l["msg"] == "cannot delete a completed file" && l["file"] == "f08.bin" && l["session"] == "nfs" && l["step"] == "gc"
 	}
-	if !scanFailed {
-		t.Error("the failed scans were not logged")
+	if !scanFailed || !gcFailed {
+		t.Errorf("failed scans logged: %v; failed GC deletion logged with session, file and step: %v", scanFailed, gcFailed)
 	}
 }
 
