@@ -58,7 +58,12 @@ func BenchmarkStageCopy(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		s, err := copyHashed(src, dst)
+		in, before, err := openSource(src)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := copyHashed(in, before, src, dst)
+		in.Close()
 		if err != nil {
 			b.Fatal(err)
 		}

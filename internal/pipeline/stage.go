@@ -63,10 +63,7 @@ func (p *Pipeline) stage(ctx context.Context, it *Item) (*source, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		src, err := copyToMemory(srcPath)
-		if src == nil && err == nil {
-			src, err = p.copyToStaging(it, srcPath)
-		}
+		src, err := p.copyOnce(it, srcPath)
 		if !errors.Is(err, errTorn) {
 			return src, err
 		}
@@ -75,13 +72,38 @@ func (p *Pipeline) stage(ctx context.Context, it *Item) (*source, error) {
 	return nil, lastErr
 }
 
-// copyToStaging copies a file larger than a buffer to the local staging folder.
-func (p *Pipeline) copyToStaging(it *Item, srcPath string) (*source, error) {
+// copyOnce makes one private copy of the claimed file: in memory up to one
+// buffer, else in the local staging folder.
+func (p *Pipeline) copyOnce(it *Item, srcPath string) (*source, error) {
+	in, before, err := openSource(srcPath)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	if before.size <= copyBuf {
+		return copyToMemory(in, before, srcPath)
+	}
 	dir := p.opts.Layout.StagingDir(it.Date, it.Session)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create staging folder: %w", err)
 	}
-	return copyHashed(srcPath, filepath.Join(dir, it.Name))
+	return copyHashed(in, before, srcPath, filepath.Join(dir, it.Name))
+}
+
+// unchangedSince fails unless the file at path still has the size and mtime
+// it had before n bytes of it were copied: otherwise the copy is torn.
+func unchangedSince(path string, before fileSig, n int64) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w: %v", errVanished, err)
+	}
+	if err != nil {
+		return err
+	}
+	if after := sigOf(fi); after != before || n != before.size {
+		return fmt.Errorf("%w (size %d→%d, copied %d)", errTorn, before.size, after.size, n)
+	}
+	return nil
 }
 
 var errTorn = errors.New("file changed while it was being copied")
@@ -129,12 +151,8 @@ func copyAll(dst io.Writer, src io.Reader) (int64, error) {
 	return io.CopyBuffer(dst, onlyReader{src}, *buf)
 }
 
-func copyHashed(srcPath, dstPath string) (*source, error) {
-	in, before, err := openSource(srcPath)
-	if err != nil {
-		return nil, err
-	}
-	defer in.Close()
+// copyHashed copies in (opened with before) to dstPath, hashing it.
+func copyHashed(in *os.File, before fileSig, srcPath, dstPath string) (*source, error) {
 	out, err := os.OpenFile(dstPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("create staging copy: %w", err)
@@ -149,51 +167,26 @@ func copyHashed(srcPath, dstPath string) (*source, error) {
 	// after a crash recovery copies again from .processing, which keeps the
 	// file until its blob is confirmed. A flush would buy nothing and costs
 	// a disk round trip per file (see the README's Performance figures).
-	fi, err := os.Stat(srcPath)
-	if err != nil {
+	if err := unchangedSince(srcPath, before, n); err != nil {
 		out.Close()
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%w: %v", errVanished, err)
-		}
 		return nil, err
-	}
-	if after := sigOf(fi); after != before || n != before.size {
-		out.Close()
-		return nil, fmt.Errorf("%w (size %d→%d, copied %d)", errTorn, before.size, after.size, n)
 	}
 	return &source{r: out, close: out.Close, size: n, md5: h.Sum(nil), staging: dstPath}, nil
 }
 
 // copyToMemory stages a file of at most one buffer in memory: the same
 // private, stable copy as a staging file, without creating, writing and
-// deleting a file per upload (most of the cost of a small file). It returns
-// nil, nil for a larger file.
-func copyToMemory(srcPath string) (*source, error) {
-	in, before, err := openSource(srcPath)
-	if err != nil {
-		return nil, err
-	}
-	defer in.Close()
-	if before.size > copyBuf {
-		return nil, nil
-	}
+// deleting a file per upload (most of the cost of a small file).
+func copyToMemory(in *os.File, before fileSig, srcPath string) (*source, error) {
 	buf := buffers.Get().(*[]byte)
 	n, err := io.ReadFull(in, *buf)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		buffers.Put(buf)
 		return nil, fmt.Errorf("copy to staging: %w", err)
 	}
-	fi, err := os.Stat(srcPath)
-	if err != nil {
+	if err := unchangedSince(srcPath, before, int64(n)); err != nil {
 		buffers.Put(buf)
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%w: %v", errVanished, err)
-		}
 		return nil, err
-	}
-	if after := sigOf(fi); after != before || int64(n) != before.size {
-		buffers.Put(buf)
-		return nil, fmt.Errorf("%w (size %d→%d, copied %d)", errTorn, before.size, after.size, n)
 	}
 	sum := md5.Sum((*buf)[:n])
 	// A request given up mid-body may still be read after Close hands the
