@@ -62,7 +62,7 @@ type Telemetry struct {
 // signalOn reports whether a signal has an OTLP endpoint and is not
 // switched off: with none, nothing tries to export and nothing logs errors.
 func signalOn(getenv func(string) string, signal string) bool {
-	if strings.EqualFold(getenv("OTEL_"+signal+"_EXPORTER"), "none") {
+	if strings.EqualFold(getenv("OTEL_SDK_DISABLED"), "true") || strings.EqualFold(getenv("OTEL_"+signal+"_EXPORTER"), "none") {
 		return false
 	}
 	return getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_"+signal+"_ENDPOINT") != ""
@@ -80,7 +80,6 @@ func Setup(ctx context.Context, getenv func(string) string, stdout io.Writer, o 
 	// every few seconds while a collector is away: keep them out of stdout
 	// and report export failures through a rate-limited handler.
 	otel.SetLogger(logr.Discard())
-	disabled := strings.EqualFold(getenv("OTEL_SDK_DISABLED"), "true")
 
 	// Later detectors win: OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
 	// override the default name.
@@ -94,7 +93,7 @@ func Setup(ctx context.Context, getenv func(string) string, stdout io.Writer, o 
 	// Traces: always a real provider, so log lines carry trace ids even
 	// when nothing is exported.
 	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
-	if !disabled && signalOn(getenv, "TRACES") {
+	if signalOn(getenv, "TRACES") {
 		exp, err := otlptracehttp.New(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("trace exporter: %w", err)
@@ -108,7 +107,7 @@ func Setup(ctx context.Context, getenv func(string) string, stdout io.Writer, o 
 
 	// Metrics: OTLP push and/or Prometheus pull over the same instruments.
 	mopts := []sdkmetric.Option{sdkmetric.WithResource(res)}
-	if !disabled && signalOn(getenv, "METRICS") {
+	if signalOn(getenv, "METRICS") {
 		exp, err := otlpmetrichttp.New(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("metric exporter: %w", err)
@@ -130,7 +129,7 @@ func Setup(ctx context.Context, getenv func(string) string, stdout io.Writer, o 
 
 	// Logs: stdout always; the OTel bridge only where an endpoint is set.
 	var bridge slog.Handler
-	if !disabled && signalOn(getenv, "LOGS") {
+	if signalOn(getenv, "LOGS") {
 		exp, err := otlploghttp.New(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("log exporter: %w", err)
