@@ -61,11 +61,10 @@ var (
 
 	// The raw side runs in a child process of this binary, so its CPU and
 	// memory are its own.
-	flagRaw      = flag.Bool("raw", false, "internal: upload -raw-dir with the SDK and print JSON")
-	flagRawDir   = flag.String("raw-dir", "", "internal")
-	flagRawConn  = flag.String("raw-conn", "", "internal")
-	flagRawCont  = flag.String("raw-container", "", "internal")
-	flagRawBlock = flag.Int64("raw-block", 0, "internal")
+	flagRaw     = flag.Bool("raw", false, "internal: upload -raw-dir with the SDK and print JSON")
+	flagRawDir  = flag.String("raw-dir", "", "internal")
+	flagRawConn = flag.String("raw-conn", "", "internal")
+	flagRawCont = flag.String("raw-container", "", "internal")
 )
 
 // result is one measured run of one side.
@@ -210,13 +209,6 @@ func container(side string, w workload, i int) string {
 	return strings.ToLower(fmt.Sprintf("bench-%s-%s-%d-%d", side, w.name, i, os.Getpid()))
 }
 
-func deleteContainer(az *azurite.Server, name string) {
-	c, err := az.Client()
-	if err == nil {
-		_, _ = c.DeleteContainer(context.Background(), name, nil)
-	}
-}
-
 // runService starts the service on fresh folders, hard-links the files into
 // a session's incoming folder (producers finishing at once) and waits for
 // every "file uploaded" log line.
@@ -231,7 +223,6 @@ func runService(az *azurite.Server, bin, work, src string, w workload, i int) (r
 		return result{}, err
 	}
 	cont := container("svc", w, i)
-	defer deleteContainer(az, cont)
 	env := []string{
 		"PATH=" + os.Getenv("PATH"),
 		"APP_AZURE_AUTH=connection-string",
@@ -360,7 +351,6 @@ func uploaded(logPath string) map[string][2]time.Time {
 
 func runRaw(az *azurite.Server, self, src string, w workload, i int) (result, error) {
 	cont := container("raw", w, i)
-	defer deleteContainer(az, cont)
 	cmd := exec.Command(self, "-raw", "-raw-dir", src, "-raw-conn", az.ConnectionString(""), "-raw-container", cont,
 		"-workers", strconv.Itoa(*flagWorkers))
 	cmd.Stderr = os.Stderr
@@ -405,10 +395,7 @@ func rawMain() error {
 				f, err := os.Open(filepath.Join(*flagRawDir, e.Name()))
 				if err == nil {
 					fi, _ := f.Stat()
-					bs := *flagRawBlock
-					if bs == 0 {
-						bs = max(4<<20, fi.Size()/blockblob.MaxBlocks+1)
-					}
+					bs := max(4<<20, fi.Size()/blockblob.MaxBlocks+1)
 					_, err = c.ServiceClient().NewContainerClient(*flagRawCont).NewBlockBlobClient(e.Name()).UploadFile(ctx, f,
 						&blockblob.UploadFileOptions{BlockSize: bs, Concurrency: uint16(blob.DefaultConcurrency())})
 					f.Close()
