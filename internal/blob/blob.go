@@ -22,6 +22,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/edge/nfs-watcher-uploader/internal/failure"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -191,38 +192,65 @@ func (s *Store) Close() { s.transport.CloseIdleConnections() }
 // ContainerClient exposes the container for tests and tools.
 func (s *Store) ContainerClient() *container.Client { return s.c }
 
-// Put uploads size bytes of src as a block blob named name, replacing any
-// blob of that name. Files up to the single-put size go in one Put Blob whose
-// Content-MD5 the service checks; larger ones go as parallel blocks, each
-// CRC64-checked by the service, committed with the whole file's MD5.
-//
-// confirmed is true when the answer itself proves the stored bytes: the
-// service computes the MD5 of a Put Blob's content, refuses a mismatch and
-// returns it. A block list is not confirmed: Verify it.
-func (s *Store) Put(ctx context.Context, name string, src io.ReaderAt, size int64, md5sum []byte) (confirmed bool, err error) {
-	bb := s.c.NewBlockBlobClient(name)
-	headers := &blob.HTTPHeaders{BlobContentMD5: md5sum}
+// BlockSize is the block size Put uses for a file of size bytes; 0 means
+// one Put Blob carries it.
+func (s *Store) BlockSize(size int64) int64 {
 	single := s.opts.SinglePutSize
 	if single <= 0 {
 		single = DefaultSinglePutSize
 	}
 	if size <= single {
+		return 0
+	}
+	if s.opts.BlockSize > 0 {
+		return s.opts.BlockSize
+	}
+	return max(minDefaultBlockSize, (size+blockblob.MaxBlocks-1)/blockblob.MaxBlocks)
+}
+
+// Put uploads size bytes of src as a block blob named name, replacing any
+// blob of that name. Files up to the single-put size go in one Put Blob whose
+// Content-MD5 the service checks; larger ones go as parallel blocks, each
+// carrying the CRC64 the caller computed when it hashed the file, committed
+// with the whole file's MD5. Bytes that differ from what was hashed (a
+// source rewritten in place, damage on the way) are refused by the service.
+//
+// confirmed is true when the answer itself proves the stored bytes: the
+// service computes the MD5 of a Put Blob's content, refuses a mismatch and
+// returns it. A block list is not confirmed: Verify it.
+//
+// A container deleted while the service runs is created again.
+func (s *Store) Put(ctx context.Context, name string, src io.ReaderAt, size int64, md5sum []byte, blockCRC []uint64) (confirmed bool, err error) {
+	confirmed, err = s.put(ctx, name, src, size, md5sum, blockCRC)
+	if bloberror.HasCode(err, bloberror.ContainerNotFound) {
+		if cerr := ensureContainer(ctx, s.c); cerr != nil {
+			return false, classify(fmt.Errorf("container is gone and cannot be created again: %w", cerr))
+		}
+		confirmed, err = s.put(ctx, name, src, size, md5sum, blockCRC)
+	}
+	return confirmed, classify(err)
+}
+
+func (s *Store) put(ctx context.Context, name string, src io.ReaderAt, size int64, md5sum []byte, blockCRC []uint64) (bool, error) {
+	bb := s.c.NewBlockBlobClient(name)
+	headers := &blob.HTTPHeaders{BlobContentMD5: md5sum}
+	blockSize := s.BlockSize(size)
+	if blockSize == 0 {
 		resp, err := bb.Upload(ctx, nopCloser{io.NewSectionReader(src, 0, size)}, &blockblob.UploadOptions{
 			HTTPHeaders:             headers,
 			TransactionalValidation: blob.TransferValidationTypeMD5(md5sum),
 		})
 		if err != nil {
-			return false, classify(err)
+			return false, err
 		}
 		return bytes.Equal(resp.ContentMD5, md5sum), nil
 	}
-	blockSize := s.opts.BlockSize
-	if blockSize <= 0 {
-		blockSize = max(minDefaultBlockSize, (size+blockblob.MaxBlocks-1)/blockblob.MaxBlocks)
-	}
 	n := (size + blockSize - 1) / blockSize
 	if n > blockblob.MaxBlocks {
-		return false, permanent(fmt.Errorf("file of %d bytes needs %d blocks of %d bytes; Azure allows %d", size, n, blockSize, blockblob.MaxBlocks))
+		return false, failure.Permanentf("file of %d bytes needs %d blocks of %d bytes; Azure allows %d", size, n, blockSize, blockblob.MaxBlocks)
+	}
+	if int64(len(blockCRC)) != n {
+		return false, fmt.Errorf("have %d block checksums for %d blocks", len(blockCRC), n)
 	}
 	conc := s.opts.Concurrency
 	if conc <= 0 {
@@ -244,11 +272,11 @@ func (s *Store) Put(ctx context.Context, name string, src io.ReaderAt, size int6
 		}
 		g.Go(func() error {
 			var err error
-			// The service checks each block's CRC64; a block damaged on the
-			// way is sent again at once instead of failing the whole file.
+			// A block damaged on the way is sent again at once instead of
+			// failing the whole file; a source that changed fails every try.
 			for range blockTries {
 				_, err = bb.StageBlock(gctx, ids[i], nopCloser{io.NewSectionReader(src, off, length)}, &blockblob.StageBlockOptions{
-					TransactionalValidation: blob.TransferValidationTypeComputeCRC64(),
+					TransactionalValidation: blob.TransferValidationTypeCRC64(blockCRC[i]),
 				})
 				if !bloberror.HasCode(err, bloberror.CRC64Mismatch, bloberror.MD5Mismatch) {
 					break
@@ -258,10 +286,10 @@ func (s *Store) Put(ctx context.Context, name string, src io.ReaderAt, size int6
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return false, classify(err)
+		return false, err
 	}
-	_, err = bb.CommitBlockList(ctx, ids, &blockblob.CommitBlockListOptions{HTTPHeaders: headers})
-	return false, classify(err)
+	_, err := bb.CommitBlockList(ctx, ids, &blockblob.CommitBlockListOptions{HTTPHeaders: headers})
+	return false, err
 }
 
 // blockTries bounds how often one block is sent after checksum mismatches.
@@ -338,15 +366,6 @@ func isStatus(err error, code int) bool {
 	return errors.As(err, &re) && re.StatusCode == code
 }
 
-// permanentError marks failures that retrying soon will not fix.
-type permanentError struct{ err error }
-
-func (e permanentError) Error() string   { return e.err.Error() }
-func (e permanentError) Unwrap() error   { return e.err }
-func (e permanentError) Permanent() bool { return true }
-
-func permanent(err error) error { return permanentError{err} }
-
 // classify marks authorisation and missing-container errors permanent;
 // throttling, 5xx, timeouts and broken connections stay transient.
 func classify(err error) error {
@@ -359,7 +378,7 @@ func classify(err error) error {
 		case re.StatusCode == http.StatusForbidden, re.StatusCode == http.StatusUnauthorized,
 			re.StatusCode == http.StatusNotFound,
 			re.StatusCode == http.StatusBadRequest && !bloberror.HasCode(err, bloberror.MD5Mismatch, bloberror.CRC64Mismatch):
-			return permanent(err)
+			return failure.Permanent(err)
 		}
 	}
 	return err

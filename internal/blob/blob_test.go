@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/md5"
 	"errors"
+	"hash/crc64"
 	"net/http"
 	"os"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 
 	"github.com/edge/nfs-watcher-uploader/internal/azurite"
@@ -50,7 +52,7 @@ func TestVerifyRejectsAMismatch(t *testing.T) {
 	ctx := context.Background()
 	data := []byte("the real bytes")
 	sum := md5.Sum(data)
-	confirmed, err := s.Put(ctx, "a", bytes.NewReader(data), int64(len(data)), sum[:])
+	confirmed, err := s.Put(ctx, "a", bytes.NewReader(data), int64(len(data)), sum[:], nil)
 	if err != nil || !confirmed {
 		t.Fatalf("single put: confirmed %v, %v", confirmed, err)
 	}
@@ -90,11 +92,11 @@ func TestBlockUploadResumesStagedBlocks(t *testing.T) {
 		}
 		return faultproxy.Pass
 	})
-	if _, err := s.Put(ctx, "big", bytes.NewReader(data), int64(len(data)), sum[:]); err == nil {
+	if _, err := s.Put(ctx, "big", bytes.NewReader(data), int64(len(data)), sum[:], blockCRCs(data, 1024)); err == nil {
 		t.Fatal("first attempt should fail")
 	}
 	first := puts.Load()
-	if confirmed, err := s.Put(ctx, "big", bytes.NewReader(data), int64(len(data)), sum[:]); err != nil || confirmed {
+	if confirmed, err := s.Put(ctx, "big", bytes.NewReader(data), int64(len(data)), sum[:], blockCRCs(data, 1024)); err != nil || confirmed {
 		t.Fatalf("block list: confirmed %v (must be verified by read-back), %v", confirmed, err)
 	}
 	// Second attempt: blocks 5..9 and the commit; never blocks 0..4 again.
@@ -117,5 +119,79 @@ func TestBlockUploadResumesStagedBlocks(t *testing.T) {
 	dl.Body.Close()
 	if !bytes.Equal(buf.Bytes(), data) {
 		t.Fatal("blob bytes differ from the source")
+	}
+}
+
+// blockCRCs is what the pipeline computes while hashing a file.
+func blockCRCs(data []byte, blockSize int) []uint64 {
+	tab := crc64.MakeTable(0x9A6C9329AC4BC9B5)
+	var out []uint64
+	for off := 0; off < len(data); off += blockSize {
+		out = append(out, crc64.Checksum(data[off:min(off+blockSize, len(data))], tab))
+	}
+	return out
+}
+
+// A source rewritten in place after it was hashed (same size, other bytes)
+// is refused block by block: the blob is never committed with bytes that
+// were not hashed, whatever MD5 the commit would have claimed.
+func TestChangedSourceIsNeverCommitted(t *testing.T) {
+	s := open(t, "", Options{SinglePutSize: 1024, BlockSize: 1024, Concurrency: 2})
+	ctx := context.Background()
+	hashed := bytes.Repeat([]byte("hashed bytes 16B"), 256) // 4 blocks
+	sum := md5.Sum(hashed)
+	crcs := blockCRCs(hashed, 1024)
+	rewritten := bytes.Clone(hashed)
+	copy(rewritten[2048:], "REWRITTEN")
+	_, err := s.Put(ctx, "mixed", bytes.NewReader(rewritten), int64(len(rewritten)), sum[:], crcs)
+	if !bloberror.HasCode(err, bloberror.CRC64Mismatch) {
+		t.Fatalf("put of changed bytes: %v, want CRC64Mismatch", err)
+	}
+	if _, err := s.Stat(ctx, "mixed"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a blob was committed from changed bytes: %v", err)
+	}
+	// The same call with the hashed bytes goes through.
+	if _, err := s.Put(ctx, "mixed", bytes.NewReader(hashed), int64(len(hashed)), sum[:], crcs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Verify(ctx, "mixed", int64(len(hashed)), sum[:]); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A container deleted while the service runs is created again by the next
+// upload, for single puts and block lists alike.
+func TestDeletedContainerIsCreatedAgain(t *testing.T) {
+	s := open(t, "", Options{SinglePutSize: 1024, BlockSize: 1024})
+	ctx := context.Background()
+	for _, size := range []int{100, 3000} {
+		if _, err := s.ContainerClient().Delete(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		// Azurite, like Azure, may refuse a create right after a delete;
+		// wait until the container is really gone.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, err := s.ContainerClient().GetProperties(ctx, nil)
+			if bloberror.HasCode(err, bloberror.ContainerNotFound) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("container still there: %v", err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		data := bytes.Repeat([]byte{'x'}, size)
+		sum := md5.Sum(data)
+		var crcs []uint64
+		if s.BlockSize(int64(size)) > 0 {
+			crcs = blockCRCs(data, 1024)
+		}
+		if _, err := s.Put(ctx, "again", bytes.NewReader(data), int64(size), sum[:], crcs); err != nil {
+			t.Fatalf("size %d: %v", size, err)
+		}
+		if err := s.Verify(ctx, "again", int64(size), sum[:]); err != nil {
+			t.Fatalf("size %d: %v", size, err)
+		}
 	}
 }
