@@ -106,6 +106,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	pipe := pipeline.New(pipeline.Options{
 		Layout: layout, Workers: cfg.WorkerConcurrency, QueueSize: cfg.MaxQueueSize,
 		RetryBase: cfg.RetryBase(), RetryMax: cfg.RetryMax(), StagingMode: cfg.StagingMode,
+		StagingMaxBytes: cfg.LocalStagingMaxBytes,
 	}, store, stats, log)
 	if err := tel.ObserveOldestWaiting(pipe.OldestPending); err != nil {
 		log.Warn("cannot observe the oldest waiting file", "step", "telemetry", "error", err.Error())
@@ -117,7 +118,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Extensions: cfg.Extensions(), MinAge: cfg.MinFileAge(), Poll: cfg.PollInterval(), GCInterval: cfg.GCInterval(),
 	}, pipe, log)
 
-	items, err := pipe.Recover()
+	items, err := pipe.Recover(runCtx)
 	if err != nil {
 		log.Error("recovery failed", "step", "recovery", "error", err.Error())
 		return ErrReported

@@ -1,11 +1,14 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/edge/nfs-watcher-uploader/internal/failure"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,7 +23,7 @@ func benign(err error) bool {
 // rename on the same filesystem: atomic, so the file is either still the
 // producer's or wholly ours. It never replaces a file already in
 // .processing (that one is in flight and not yet uploaded).
-func (p *Pipeline) claim(it *Item) error {
+func (p *Pipeline) claim(ctx context.Context, it *Item) error {
 	src := filepath.Join(p.opts.Layout.IncomingDir(it.Session), it.Name)
 	dir := p.opts.Layout.ProcessingDir(it.Date, it.Session)
 	dst := filepath.Join(dir, it.Name)
@@ -40,7 +43,14 @@ func (p *Pipeline) claim(it *Item) error {
 	case benign(err):
 		return errSkip
 	case errors.Is(err, os.ErrExist):
-		return fmt.Errorf("%s is still in .processing from an earlier run; the new file waits", it.Name)
+		// We hold this name's reservation, so the file in .processing is
+		// nobody's: an earlier claim whose reply was lost. It goes first; the
+		// new file waits in incoming for the next scan.
+		p.log.InfoContext(ctx, "an unfinished file of this name is in processing; uploading it first", "session", it.Session,
+			"file", it.Name, "step", "claim")
+		return nil
+	case errors.Is(err, os.ErrPermission):
+		return failure.Permanentf("rename %s: %v", it.Name, err)
 	default:
 		return fmt.Errorf("rename %s: %w", it.Name, err)
 	}

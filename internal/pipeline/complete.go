@@ -6,21 +6,28 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/edge/nfs-watcher-uploader/internal/failure"
 )
 
-// complete moves the uploaded file into .done (the GC deletes it there) and
-// removes the staging copy. It runs only after the blob was read back with
-// the same size and MD5.
+// complete moves the uploaded file into .done (the GC deletes it there).
+// It runs only after the blob was confirmed with the source's size and
+// MD5, and only if the claimed file still is what was uploaded: bytes a
+// writer appended after the copy would otherwise be deleted unuploaded.
 func (p *Pipeline) complete(ctx context.Context, it *Item, src *source) error {
 	l := p.opts.Layout
 	done := l.DoneDir(it.Date, it.Session)
-	from := filepath.Join(l.ProcessingDir(it.Date, it.Session), it.Name)
+	from := p.processingPath(it)
+	to := filepath.Join(done, it.Name)
+	if err := sameFile(from, src.sig, true); err != nil {
+		return err
+	}
 	var err error
 	for range 3 {
 		if err = os.MkdirAll(done, 0o755); err != nil {
 			return fmt.Errorf("create %s: %w", done, err)
 		}
-		err = os.Rename(from, filepath.Join(done, it.Name))
+		err = os.Rename(from, to)
 		if err == nil || !benign(err) {
 			break
 		}
@@ -32,17 +39,47 @@ func (p *Pipeline) complete(ctx context.Context, it *Item, src *source) error {
 	switch {
 	case err == nil:
 	case benign(err):
-		// Gone after a confirmed upload: nothing is lost.
+		if _, serr := os.Lstat(from); serr == nil {
+			return fmt.Errorf("mark completed: %w (the file is still in processing)", err)
+		}
+		// Gone after a confirmed upload (a lost reply to our own rename,
+		// or an operator): nothing is lost.
 		p.log.WarnContext(ctx, "uploaded file was already gone from processing", "session", it.Session,
 			"file", it.Name, "step", "complete", "error", err.Error())
+		return nil
+	case errors.Is(err, os.ErrPermission):
+		return failure.Permanentf("mark completed: %v", err)
 	default:
 		return fmt.Errorf("mark completed: %w", err)
 	}
-	if src.staging != "" {
-		if err := os.Remove(src.staging); err != nil && !errors.Is(err, os.ErrNotExist) {
-			p.log.WarnContext(ctx, "could not delete staging copy", "session", it.Session, "file", it.Name,
-				"step", "complete", "error", err.Error())
+	// A write between the check and the rename: put it back and upload again.
+	// (The rename itself moves ctime, so only size, mtime and inode count.)
+	if err := sameFile(to, src.sig, false); err != nil {
+		if rerr := renameNoReplace(to, from); rerr != nil {
+			p.log.ErrorContext(ctx, "file changed after upload and cannot be moved back from .done", "session", it.Session,
+				"file", it.Name, "step", "complete", "error", rerr.Error())
 		}
+		return err
+	}
+	return nil
+}
+
+// sameFile fails with errChanged unless the file at path still has the
+// signature it was read with.
+func sameFile(path string, was Sig, withCtime bool) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil // the rename decides what a missing file means
+		}
+		return err
+	}
+	now := SigOf(fi)
+	if !withCtime {
+		now.Ctime = was.Ctime
+	}
+	if now != was {
+		return fmt.Errorf("%w (size %d→%d)", errChanged, was.Size, now.Size)
 	}
 	return nil
 }

@@ -8,8 +8,9 @@ import (
 )
 
 // GC deletes completed files (those in .done) from NFS and removes empty
-// session and date folders, except the active session's (keep reports the
-// date/session pairs to keep). It returns how many files it deleted.
+// session and date folders in processing and staging, except the active
+// session's (keep reports the date/session pairs to keep). It returns how
+// many files it deleted.
 func (p *Pipeline) GC(ctx context.Context, keep func(date, session string) bool) (int, error) {
 	deleted := 0
 	var firstErr error
@@ -34,20 +35,10 @@ func (p *Pipeline) GC(ctx context.Context, keep func(date, session string) bool)
 				}
 				sdir := filepath.Join(ddir, s.Name())
 				done := filepath.Join(sdir, DoneDirName)
-				files, err := os.ReadDir(done)
-				if err == nil {
-					for _, f := range files {
-						err := os.Remove(filepath.Join(done, f.Name()))
-						switch {
-						case err == nil:
-							deleted++
-						case !errors.Is(err, os.ErrNotExist):
-							// Its blob is confirmed: the next GC run tries again.
-							p.log.WarnContext(ctx, "cannot delete a completed file", "session", s.Name(),
-								"file", f.Name(), "step", "gc", "error", err.Error())
-							note(err)
-						}
-					}
+				if root == p.opts.Layout.Processing {
+					n, err := p.deleteCompleted(ctx, s.Name(), done)
+					deleted += n
+					note(err)
 				}
 				if !keep(d.Name(), s.Name()) {
 					_ = os.Remove(done) // fails while not empty: fine
@@ -58,5 +49,30 @@ func (p *Pipeline) GC(ctx context.Context, keep func(date, session string) bool)
 		}
 	}
 	p.stats.gcDeleted(ctx, int64(deleted))
+	return deleted, firstErr
+}
+
+// deleteCompleted deletes the files of one .done folder; their blobs are
+// confirmed. A file that cannot be deleted is tried again at the next run.
+func (p *Pipeline) deleteCompleted(ctx context.Context, session, done string) (int, error) {
+	files, err := os.ReadDir(done)
+	if err != nil {
+		return 0, nil // no .done yet
+	}
+	deleted := 0
+	var firstErr error
+	for _, f := range files {
+		err := os.Remove(filepath.Join(done, f.Name()))
+		switch {
+		case err == nil:
+			deleted++
+		case !errors.Is(err, os.ErrNotExist):
+			p.log.WarnContext(ctx, "cannot delete a completed file", "session", session,
+				"file", f.Name(), "step", "gc", "error", err.Error())
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
 	return deleted, firstErr
 }

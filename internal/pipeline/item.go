@@ -12,13 +12,17 @@ import (
 
 // Store is the blob service as the pipeline needs it.
 type Store interface {
-	// Put uploads size bytes of src under name, replacing any older blob;
+	// BlockSize is the block size Put uses for a file of size bytes; 0
+	// means one request carries the whole file.
+	BlockSize(size int64) int64
+	// Put uploads size bytes of src under name, replacing any older blob.
+	// blockCRC holds the CRC64 of each block (as BlockSize cuts them),
+	// computed in the same pass as md5sum: the service refuses any block
+	// whose bytes differ, so a blob never mixes bytes that were not hashed.
 	// confirmed means the service proved the stored bytes have md5sum.
-	Put(ctx context.Context, name string, src io.ReaderAt, size int64, md5sum []byte) (confirmed bool, err error)
+	Put(ctx context.Context, name string, src io.ReaderAt, size int64, md5sum []byte, blockCRC []uint64) (confirmed bool, err error)
 	// Verify fails unless the stored blob has this size and MD5.
 	Verify(ctx context.Context, name string, size int64, md5sum []byte) error
-	// Exists reports whether a blob of that name is stored.
-	Exists(ctx context.Context, name string) (bool, error)
 }
 
 // Layout names every folder of the lifecycle.
@@ -67,10 +71,12 @@ type Item struct {
 
 	attempts     int
 	firstFailure time.Time
-	lastErr      string
-	permanent    bool
 	nextTry      time.Time
-	state        string
+	// The size and MD5 of the file when last staged: a file that vanishes
+	// later counts as uploaded only if its blob has exactly these.
+	hashed   bool
+	lastSize int64
+	lastMD5  []byte
 }
 
 // Key identifies a file across its whole lifecycle.

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"time"
 
+	"github.com/edge/nfs-watcher-uploader/internal/failure"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -23,6 +25,9 @@ type Options struct {
 	RetryBase   time.Duration
 	RetryMax    time.Duration
 	StagingMode string // "copy" (default) or "direct"
+	// StagingMaxBytes bounds the bytes held in staging files at once
+	// (0: no bound).
+	StagingMaxBytes int64
 }
 
 // Pipeline runs the workers. Every file it is given stays reserved (in
@@ -35,6 +40,10 @@ type Pipeline struct {
 	stats  *Stats
 	tracer trace.Tracer
 
+	budget *budget
+	// slots bounds the queue: a sender holds a slot from before its item is
+	// counted until a worker takes it, so queue_depth never passes the cap.
+	slots chan struct{}
 	queue chan *Item
 
 	mu      sync.Mutex
@@ -55,9 +64,15 @@ func New(opts Options, store Store, stats *Stats, log *slog.Logger) *Pipeline {
 	if opts.RetryMax < opts.RetryBase {
 		opts.RetryMax = opts.RetryBase
 	}
+	if opts.StagingMaxBytes <= 0 {
+		opts.StagingMaxBytes = math.MaxInt64
+	}
+	stats.setStagingBudget(opts.StagingMaxBytes)
 	return &Pipeline{
 		opts: opts, store: store, log: log, stats: stats,
 		tracer:  otel.Tracer("nfs-watcher-uploader/pipeline"),
+		budget:  newBudget(opts.StagingMaxBytes),
+		slots:   make(chan struct{}, opts.QueueSize),
 		queue:   make(chan *Item, opts.QueueSize),
 		pending: map[string]*Item{},
 	}
@@ -102,7 +117,9 @@ func (p *Pipeline) OldestPending() time.Time {
 	return oldest
 }
 
-func (p *Pipeline) release(it *Item) {
+// release ends a file's reservation; it is no longer failing or retrying.
+func (p *Pipeline) release(ctx context.Context, it *Item) {
+	p.stats.setRetrying(ctx, it.Key(), false)
 	p.mu.Lock()
 	delete(p.pending, it.Key())
 	p.mu.Unlock()
@@ -116,7 +133,7 @@ func (p *Pipeline) Offer(ctx context.Context, it *Item) bool {
 		return false
 	}
 	if err := p.enqueue(ctx, it); err != nil {
-		p.release(it)
+		p.release(context.WithoutCancel(ctx), it)
 		return false
 	}
 	return true
@@ -126,15 +143,14 @@ func (p *Pipeline) Offer(ctx context.Context, it *Item) bool {
 func (p *Pipeline) Enqueue(ctx context.Context, it *Item) error { return p.enqueue(ctx, it) }
 
 func (p *Pipeline) enqueue(ctx context.Context, it *Item) error {
-	it.state = "queued"
-	p.stats.queued(ctx, 1)
 	select {
-	case p.queue <- it:
-		return nil
+	case p.slots <- struct{}{}:
 	case <-ctx.Done():
-		p.stats.queued(context.WithoutCancel(ctx), -1)
 		return ctx.Err()
 	}
+	p.stats.queued(ctx, 1)
+	p.queue <- it // never blocks: a slot is held
+	return nil
 }
 
 // Run starts the workers and returns when ctx ends. Workers stop between
@@ -150,6 +166,7 @@ func (p *Pipeline) Run(ctx context.Context) {
 					return
 				case it := <-p.queue:
 					p.stats.queued(ctx, -1)
+					<-p.slots
 					p.process(ctx, it)
 				}
 			}
@@ -180,7 +197,6 @@ var errSkip = errors.New("skip")
 func (p *Pipeline) process(ctx context.Context, it *Item) {
 	p.stats.inFlight(1)
 	defer p.stats.inFlight(-1)
-	it.state = "in_flight"
 	ctx, span := p.tracer.Start(ctx, "file", trace.WithAttributes(
 		attribute.String("session", it.Session),
 		attribute.String("file.name", it.Name),
@@ -191,35 +207,29 @@ func (p *Pipeline) process(ctx context.Context, it *Item) {
 	switch {
 	case err == nil:
 		span.SetAttributes(attribute.String("outcome", "uploaded"), attribute.Int64("file.size", size))
-		if it.attempts > 0 {
-			p.stats.setRetrying(ctx, it.Key(), false)
-		}
 		p.stats.processed(ctx, it, size, upload)
 		p.log.InfoContext(ctx, "file uploaded", "session", it.Session, "file", it.Name, "blob", it.Key(),
 			"bytes", size, "upload_ms", upload.Milliseconds(), "latency_ms", time.Since(it.Found).Milliseconds(), "attempts", it.attempts+1)
-		p.release(it)
+		p.release(ctx, it)
 	case errors.Is(err, errSkip):
 		span.SetAttributes(attribute.String("outcome", "skipped"))
-		p.stats.setRetrying(ctx, it.Key(), false)
-		p.release(it)
-	case errors.Is(err, errVanished) && p.blobExists(ctx, it):
+		p.release(ctx, it)
+	case errors.Is(err, errVanished) && p.alreadyUploaded(ctx, it):
 		span.SetAttributes(attribute.String("outcome", "already-uploaded"))
-		p.stats.setRetrying(ctx, it.Key(), false)
-		p.log.WarnContext(ctx, "file gone from processing, its blob exists: dropped", "session", it.Session,
+		p.log.WarnContext(ctx, "file gone from processing, its blob holds its bytes: dropped", "session", it.Session,
 			"file", it.Name, "step", stepOf(err), "error", err.Error())
-		p.release(it)
+		p.release(ctx, it)
 	case errors.Is(err, errVanished):
 		span.SetAttributes(attribute.String("outcome", "vanished"))
 		span.SetStatus(codes.Error, err.Error())
-		p.stats.setRetrying(ctx, it.Key(), false)
 		p.stats.vanished(ctx, it, err)
 		p.log.ErrorContext(ctx, "file vanished from processing before its upload was confirmed", "session", it.Session,
 			"file", it.Name, "step", stepOf(err), "error", err.Error())
-		p.release(it)
+		p.release(ctx, it)
 	case ctx.Err() != nil:
 		// Shutting down: the file stays where it is and recovery finds it.
 		span.SetAttributes(attribute.String("outcome", "interrupted"))
-		p.release(it)
+		p.release(context.WithoutCancel(ctx), it)
 	default:
 		span.RecordError(err)
 		span.SetStatus(codes.Error, err.Error())
@@ -228,9 +238,11 @@ func (p *Pipeline) process(ctx context.Context, it *Item) {
 	}
 }
 
-func (p *Pipeline) blobExists(ctx context.Context, it *Item) bool {
-	ok, err := p.store.Exists(ctx, it.Key())
-	return err == nil && ok
+// alreadyUploaded: a vanished file counts as uploaded only when the blob
+// holds exactly the bytes it had when last read, never merely because a
+// blob of that name (perhaps an older version) exists.
+func (p *Pipeline) alreadyUploaded(ctx context.Context, it *Item) bool {
+	return it.hashed && p.store.Verify(ctx, it.Key(), it.lastSize, it.lastMD5) == nil
 }
 
 func stepOf(err error) string {
@@ -241,13 +253,6 @@ func stepOf(err error) string {
 	return "unknown"
 }
 
-// IsPermanent reports whether retrying soon cannot help (403, missing
-// container, unreadable file...). Such errors mark themselves.
-func IsPermanent(err error) bool {
-	var p interface{ Permanent() bool }
-	return errors.As(err, &p) && p.Permanent()
-}
-
 // retryLater keeps the file reserved and visible, and queues it again after
 // an exponential, jittered, capped delay; permanent errors wait the cap.
 func (p *Pipeline) retryLater(ctx context.Context, it *Item, err error) {
@@ -255,15 +260,12 @@ func (p *Pipeline) retryLater(ctx context.Context, it *Item, err error) {
 	if it.firstFailure.IsZero() {
 		it.firstFailure = time.Now()
 	}
-	perm := IsPermanent(err)
+	perm := failure.IsPermanent(err)
 	delay := p.opts.RetryMax
 	if !perm {
 		delay = backoff(p.opts.RetryBase, p.opts.RetryMax, it.attempts)
 	}
 	it.nextTry = time.Now().Add(delay)
-	it.lastErr = err.Error()
-	it.permanent = perm
-	it.state = "retrying"
 	step := stepOf(err)
 	p.stats.setRetrying(ctx, it.Key(), true)
 	p.stats.failed(ctx, it, step, err, perm)
@@ -308,14 +310,28 @@ func (p *Pipeline) span(ctx context.Context, name string, fn func(ctx context.Co
 	return stepErr(name, err)
 }
 
-// run does the steps of one file; it returns the size and upload time.
+// run does the steps of one file; it returns the size and upload time. A
+// file that changed after it was read is read and uploaded again.
 func (p *Pipeline) run(ctx context.Context, it *Item) (int64, time.Duration, error) {
 	if !it.Claimed {
-		if err := p.span(ctx, "claim", func(ctx context.Context) error { return p.claim(it) }); err != nil {
+		if err := p.span(ctx, "claim", func(ctx context.Context) error { return p.claim(ctx, it) }); err != nil {
 			return 0, 0, err
 		}
 		it.Claimed = true
 	}
+	for try := 1; ; try++ {
+		size, upload, err := p.upload(ctx, it)
+		if errors.Is(err, errChanged) && try < maxTornCopies {
+			p.log.WarnContext(ctx, "file changed after it was read; uploading it again", "session", it.Session,
+				"file", it.Name, "step", stepOf(err), "error", err.Error())
+			continue
+		}
+		return size, upload, err
+	}
+}
+
+// upload stages, uploads, confirms and completes the claimed file once.
+func (p *Pipeline) upload(ctx context.Context, it *Item) (int64, time.Duration, error) {
 	var src *source
 	err := p.span(ctx, "stage", func(ctx context.Context) error {
 		var err error
@@ -329,7 +345,7 @@ func (p *Pipeline) run(ctx context.Context, it *Item) (int64, time.Duration, err
 	start := time.Now()
 	err = p.span(ctx, "upload", func(ctx context.Context) error {
 		trace.SpanFromContext(ctx).SetAttributes(attribute.Int64("file.size", src.size))
-		confirmed, err := p.store.Put(ctx, it.Key(), src.r, src.size, src.md5)
+		confirmed, err := p.store.Put(ctx, it.Key(), src.r, src.size, src.md5, src.blockCRC)
 		if err != nil {
 			return err
 		}

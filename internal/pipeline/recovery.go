@@ -18,18 +18,39 @@ func isDate(s string) bool {
 	return err == nil
 }
 
-// Recover reserves every unfinished file in this pod's processing root and
-// returns them; the caller queues them with Enqueue. Files already in .done
-// are left to the GC. Only this root is read, so pods sharing one NFS
-// export never take each other's files.
-func (p *Pipeline) Recover() ([]*Item, error) {
+// Recover runs once at start-up: it deletes staging copies left by a crash
+// (staging is private to this process, and every copy is made again from
+// .processing), then reserves every unfinished file in this pod's
+// processing root and returns them; the caller queues them with
+// EnqueueAll. Only the processing root itself being unreadable is an
+// error: a session folder that cannot be read is reported and skipped.
+func (p *Pipeline) Recover(ctx context.Context) ([]*Item, error) {
+	p.cleanStaging(ctx)
+	return p.unfinished(ctx)
+}
+
+// Sweep queues files in the processing root that no one is working on: a
+// claim whose reply was lost (ENOENT although the rename happened) leaves
+// its file there, not pending, until found here.
+func (p *Pipeline) Sweep(ctx context.Context) (int, error) {
+	items, err := p.unfinished(ctx)
+	if len(items) > 0 {
+		p.log.WarnContext(ctx, "found unfinished files no worker held; uploading them", "step", "sweep", "files", len(items))
+		p.EnqueueAll(ctx, items)
+	}
+	return len(items), err
+}
+
+// unfinished reserves the files in <processing>/<date>/<session>/ that are
+// not pending and returns them. Files in .done are left to the GC.
+func (p *Pipeline) unfinished(ctx context.Context) ([]*Item, error) {
 	root := p.opts.Layout.Processing
 	dates, err := os.ReadDir(root)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("recovery: read %s: %w", root, err)
+		return nil, fmt.Errorf("read %s: %w", root, err)
 	}
 	var items []*Item
 	now := time.Now()
@@ -39,15 +60,18 @@ func (p *Pipeline) Recover() ([]*Item, error) {
 		}
 		sessions, err := os.ReadDir(filepath.Join(root, d.Name()))
 		if err != nil {
-			return nil, fmt.Errorf("recovery: %w", err)
+			p.unreadable(ctx, filepath.Join(root, d.Name()), err)
+			continue
 		}
 		for _, s := range sessions {
 			if !s.IsDir() || s.Name()[0] == '.' {
 				continue
 			}
-			files, err := os.ReadDir(filepath.Join(root, d.Name(), s.Name()))
+			dir := filepath.Join(root, d.Name(), s.Name())
+			files, err := os.ReadDir(dir)
 			if err != nil {
-				return nil, fmt.Errorf("recovery: %w", err)
+				p.unreadable(ctx, dir, err)
+				continue
 			}
 			for _, f := range files {
 				if !f.Type().IsRegular() || f.Name()[0] == '.' {
@@ -63,12 +87,38 @@ func (p *Pipeline) Recover() ([]*Item, error) {
 	return items, nil
 }
 
-// EnqueueAll queues recovered items in the background; a queue smaller
+func (p *Pipeline) unreadable(ctx context.Context, dir string, err error) {
+	if errors.Is(err, os.ErrNotExist) {
+		return // removed by the GC since the parent was listed
+	}
+	p.stats.problem(dir, err)
+	p.log.ErrorContext(ctx, "cannot read a processing folder; skipped, tried again at the next sweep", "step", "recovery",
+		"dir", dir, "error", err.Error())
+}
+
+// cleanStaging removes everything under the staging root.
+func (p *Pipeline) cleanStaging(ctx context.Context) {
+	root := p.opts.Layout.Staging
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(root, e.Name())); err != nil {
+			p.log.WarnContext(ctx, "cannot remove a staging leftover", "step", "recovery", "path", e.Name(), "error", err.Error())
+		}
+	}
+}
+
+// EnqueueAll queues reserved items in the background; a queue smaller
 // than the backlog must not hold up start-up.
 func (p *Pipeline) EnqueueAll(ctx context.Context, items []*Item) {
 	go func() {
-		for _, it := range items {
+		for i, it := range items {
 			if p.enqueue(ctx, it) != nil {
+				for _, rest := range items[i:] {
+					p.release(context.WithoutCancel(ctx), rest)
+				}
 				return
 			}
 		}

@@ -6,29 +6,58 @@ import (
 	"crypto/md5"
 	"errors"
 	"fmt"
+	"hash"
+	"hash/crc64"
 	"io"
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
+	"syscall"
+
+	"github.com/edge/nfs-watcher-uploader/internal/failure"
 )
 
-// errVanished: the claimed file disappeared before its upload was confirmed.
-var errVanished = errors.New("file vanished from .processing")
+var (
+	// errVanished: the claimed file disappeared before its upload was confirmed.
+	errVanished = errors.New("file vanished from .processing")
+	// errTorn: the file changed while it was read; the copy is not used.
+	errTorn = errors.New("file changed while it was being copied")
+	// errChanged: the file changed after it was read (a writer still
+	// appending through an open file); it is uploaded again.
+	errChanged = errors.New("file changed after it was staged")
+)
 
-// source is what gets uploaded: its bytes, size and MD5.
+// noRoom says why a file cannot have a staging copy; it is then uploaded
+// straight from .processing.
+type noRoom struct{ reason string }
+
+func (e *noRoom) Error() string { return e.reason }
+
+// source is what gets uploaded: its bytes, size and checksums.
 type source struct {
-	r       io.ReaderAt
-	close   func() error
-	size    int64
-	md5     []byte
-	staging string   // local copy to delete after completion, if any
-	inPlace *os.File // direct mode: the claimed file itself
-	sig     fileSig  // inPlace's size and mtime when hashed
+	r        io.ReaderAt
+	size     int64
+	md5      []byte
+	blockCRC []uint64
+	sig      Sig      // the claimed file's signature when it was read
+	inPlace  *os.File // set when uploading straight from .processing
+	staging  string   // the staging file, if any
+	done     func()   // frees the buffer, or deletes the staging file and its reservation
 }
 
-// unchanged fails when a source read in place (direct mode) changed while
-// it was uploaded: the blob may then mix old and new bytes under the old MD5.
+// Close releases what the source holds; a staging copy is deleted, so no
+// path (success, failure, shutdown) leaves one behind.
+func (s *source) Close() error {
+	if s.done != nil {
+		s.done()
+		s.done = nil
+	}
+	return nil
+}
+
+// unchanged fails when a source read in place changed while it was
+// uploaded. The block checksums already keep changed bytes out of the
+// blob; this catches a change in size.
 func (s *source) unchanged() error {
 	if s.inPlace == nil {
 		return nil // uploaded from a private copy
@@ -37,62 +66,115 @@ func (s *source) unchanged() error {
 	if err != nil {
 		return err
 	}
-	if after := sigOf(fi); after != s.sig {
-		return fmt.Errorf("%w during upload (size %d→%d)", errTorn, s.sig.size, after.size)
+	if after := SigOf(fi); after != s.sig {
+		return fmt.Errorf("%w during upload (size %d→%d)", errTorn, s.sig.Size, after.Size)
 	}
 	return nil
 }
 
-func (s *source) Close() error { return s.close() }
-
-// maxTornCopies bounds how often a file that keeps changing is copied again
+// maxTornCopies bounds how often a file that keeps changing is read again
 // in one attempt before the attempt fails and is retried later.
 const maxTornCopies = 3
 
-// stage copies the claimed file to local staging (in memory up to one
-// buffer, else a staging file), hashing it on the way. If the file changed
-// while being copied (size or mtime differs between before and after), the
-// copy is torn and is made again.
+// stage gives the bytes to upload: a private copy (in memory up to one
+// buffer, else a staging file within the staging budget), or, in direct
+// mode or when no copy fits, the claimed file itself. A copy torn by a
+// late writer is made again.
 func (p *Pipeline) stage(ctx context.Context, it *Item) (*source, error) {
-	srcPath := filepath.Join(p.opts.Layout.ProcessingDir(it.Date, it.Session), it.Name)
-	if p.opts.StagingMode == "direct" {
-		return p.stageDirect(srcPath)
-	}
+	path := p.processingPath(it)
+	direct := p.opts.StagingMode == "direct"
 	var lastErr error
 	for range maxTornCopies {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		src, err := p.copyOnce(it, srcPath)
+		var src *source
+		var err error
+		if direct {
+			src, err = p.readInPlace(path)
+		} else {
+			src, err = p.copyOnce(ctx, path)
+			var nr *noRoom
+			if errors.As(err, &nr) {
+				direct = true
+				p.stats.wentDirect(ctx, it, nr.reason)
+				p.log.InfoContext(ctx, "uploading straight from processing", "session", it.Session, "file", it.Name,
+					"step", "stage", "reason", nr.reason)
+				src, err = p.readInPlace(path)
+			}
+		}
+		if err == nil {
+			it.hashed, it.lastSize, it.lastMD5 = true, src.size, src.md5
+			return src, nil
+		}
 		if !errors.Is(err, errTorn) {
-			return src, err
+			return nil, err
 		}
 		lastErr = err
 	}
 	return nil, lastErr
 }
 
-// copyOnce makes one private copy of the claimed file: in memory up to one
-// buffer, else in the local staging folder.
-func (p *Pipeline) copyOnce(it *Item, srcPath string) (*source, error) {
-	in, before, err := openSource(srcPath)
+func (p *Pipeline) processingPath(it *Item) string {
+	return filepath.Join(p.opts.Layout.ProcessingDir(it.Date, it.Session), it.Name)
+}
+
+func (p *Pipeline) stagingPath(path string) string {
+	rel, err := filepath.Rel(p.opts.Layout.Processing, path)
+	if err != nil {
+		rel = filepath.Base(path)
+	}
+	return filepath.Join(p.opts.Layout.Staging, rel)
+}
+
+func (p *Pipeline) blockSize(size int64) int64 {
+	if p.store == nil {
+		return 0
+	}
+	return p.store.BlockSize(size)
+}
+
+// copyOnce makes one private copy of the claimed file.
+func (p *Pipeline) copyOnce(ctx context.Context, path string) (*source, error) {
+	in, before, err := openSource(path)
 	if err != nil {
 		return nil, err
 	}
 	defer in.Close()
-	if before.size <= copyBuf {
-		return copyToMemory(in, before, srcPath)
+	block := p.blockSize(before.Size)
+	if before.Size <= copyBuf {
+		return copyToMemory(in, before, path, block)
 	}
-	dir := p.opts.Layout.StagingDir(it.Date, it.Session)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create staging folder: %w", err)
+	if !p.budget.fits(before.Size) {
+		return nil, &noRoom{fmt.Sprintf("file of %d bytes is larger than the staging budget (APP_LOCAL_STAGING_MAX_BYTES=%d)", before.Size, p.budget.max)}
 	}
-	return copyHashed(in, before, srcPath, filepath.Join(dir, it.Name))
+	// Waiting here holds no staging bytes, and every holder is a worker
+	// busy with its upload, so room always comes.
+	if err := p.budget.acquire(ctx, before.Size); err != nil {
+		return nil, err
+	}
+	p.stats.stagingDelta(ctx, before.Size)
+	free := func() {
+		p.budget.release(before.Size)
+		p.stats.stagingDelta(context.Background(), -before.Size)
+	}
+	dst := p.stagingPath(path)
+	src, err := copyHashed(in, before, path, dst, block)
+	if err != nil {
+		free()
+		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+			return nil, &noRoom{fmt.Sprintf("staging disk is full: %v", err)}
+		}
+		return nil, err
+	}
+	closeFile := src.done
+	src.done = func() { closeFile(); free() }
+	return src, nil
 }
 
-// unchangedSince fails unless the file at path still has the size and mtime
-// it had before n bytes of it were copied: otherwise the copy is torn.
-func unchangedSince(path string, before fileSig, n int64) error {
+// unchangedSince fails unless the file at path still has the signature it
+// had before n bytes of it were copied: otherwise the copy is torn.
+func unchangedSince(path string, before Sig, n int64) error {
 	fi, err := os.Stat(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("%w: %v", errVanished, err)
@@ -100,43 +182,34 @@ func unchangedSince(path string, before fileSig, n int64) error {
 	if err != nil {
 		return err
 	}
-	if after := sigOf(fi); after != before || n != before.size {
-		return fmt.Errorf("%w (size %d→%d, copied %d)", errTorn, before.size, after.size, n)
+	if after := SigOf(fi); after != before || n != before.Size {
+		return fmt.Errorf("%w (size %d→%d, copied %d)", errTorn, before.Size, after.Size, n)
 	}
 	return nil
 }
 
-var errTorn = errors.New("file changed while it was being copied")
-
-type fileSig struct {
-	size  int64
-	mtime time.Time
-}
-
-func sigOf(fi os.FileInfo) fileSig { return fileSig{fi.Size(), fi.ModTime()} }
-
-func openSource(path string) (*os.File, fileSig, error) {
+func openSource(path string) (*os.File, Sig, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fileSig{}, fmt.Errorf("%w: %v", errVanished, err)
+		return nil, Sig{}, fmt.Errorf("%w: %v", errVanished, err)
 	}
 	if errors.Is(err, os.ErrPermission) {
 		// An operator has to fix ownership or the export's options.
-		return nil, fileSig{}, permanentf("cannot read %s: %v", path, err)
+		return nil, Sig{}, failure.Permanentf("cannot read %s: %v", path, err)
 	}
 	if err != nil {
-		return nil, fileSig{}, err
+		return nil, Sig{}, err
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, fileSig{}, err
+		return nil, Sig{}, err
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, fileSig{}, permanentf("%s is not a regular file", path)
+		return nil, Sig{}, failure.Permanentf("%s is not a regular file", path)
 	}
-	return f, sigOf(fi), nil
+	return f, SigOf(fi), nil
 }
 
 const copyBuf = 1 << 20
@@ -151,16 +224,62 @@ func copyAll(dst io.Writer, src io.Reader) (int64, error) {
 	return io.CopyBuffer(dst, onlyReader{src}, *buf)
 }
 
-// copyHashed copies in (opened with before) to dstPath, hashing it.
-func copyHashed(in *os.File, before fileSig, srcPath, dstPath string) (*source, error) {
+// crcTable is the CRC64 the blob service checks on each block.
+var crcTable = crc64.MakeTable(0x9A6C9329AC4BC9B5)
+
+// sums computes, in one pass, the whole file's MD5 and each block's CRC64.
+type sums struct {
+	md5     hash.Hash
+	block   int64
+	crc     hash.Hash64
+	inBlock int64
+	crcs    []uint64
+}
+
+func newSums(block int64) *sums {
+	return &sums{md5: md5.New(), block: block, crc: crc64.New(crcTable)}
+}
+
+func (s *sums) Write(b []byte) (int, error) {
+	n := len(b)
+	s.md5.Write(b)
+	for s.block > 0 && len(b) > 0 {
+		k := min(int64(len(b)), s.block-s.inBlock)
+		s.crc.Write(b[:k])
+		s.inBlock += k
+		b = b[k:]
+		if s.inBlock == s.block {
+			s.crcs = append(s.crcs, s.crc.Sum64())
+			s.crc.Reset()
+			s.inBlock = 0
+		}
+	}
+	return n, nil
+}
+
+func (s *sums) finish() ([]byte, []uint64) {
+	if s.inBlock > 0 {
+		s.crcs = append(s.crcs, s.crc.Sum64())
+		s.inBlock = 0
+	}
+	return s.md5.Sum(nil), s.crcs
+}
+
+// copyHashed copies in (opened with before) to dstPath, hashing it. It
+// never writes more than before.Size bytes: the staging reservation.
+func copyHashed(in *os.File, before Sig, srcPath, dstPath string, block int64) (*source, error) {
+	if err := os.MkdirAll(filepath.Dir(dstPath), 0o755); err != nil {
+		return nil, fmt.Errorf("create staging folder: %w", err)
+	}
 	out, err := os.OpenFile(dstPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("create staging copy: %w", err)
 	}
-	h := md5.New()
-	n, err := copyAll(io.MultiWriter(out, h), in)
+	discard := func() { out.Close(); os.Remove(dstPath) }
+	h := newSums(block)
+	n, err := copyAll(io.MultiWriter(out, h), io.LimitReader(in, before.Size))
 	if err != nil {
-		out.Close()
+		discard()
 		return nil, fmt.Errorf("copy to staging: %w", err)
 	}
 	// No fsync: the copy is read back through this same descriptor, and
@@ -168,16 +287,17 @@ func copyHashed(in *os.File, before fileSig, srcPath, dstPath string) (*source, 
 	// file until its blob is confirmed. A flush would buy nothing and costs
 	// a disk round trip per file (see the README's Performance figures).
 	if err := unchangedSince(srcPath, before, n); err != nil {
-		out.Close()
+		discard()
 		return nil, err
 	}
-	return &source{r: out, close: out.Close, size: n, md5: h.Sum(nil), staging: dstPath}, nil
+	sum, crcs := h.finish()
+	return &source{r: out, size: n, md5: sum, blockCRC: crcs, sig: before, staging: dstPath, done: discard}, nil
 }
 
 // copyToMemory stages a file of at most one buffer in memory: the same
 // private, stable copy as a staging file, without creating, writing and
 // deleting a file per upload (most of the cost of a small file).
-func copyToMemory(in *os.File, before fileSig, srcPath string) (*source, error) {
+func copyToMemory(in *os.File, before Sig, srcPath string, block int64) (*source, error) {
 	buf := buffers.Get().(*[]byte)
 	n, err := io.ReadFull(in, *buf)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
@@ -188,48 +308,42 @@ func copyToMemory(in *os.File, before fileSig, srcPath string) (*source, error) 
 		buffers.Put(buf)
 		return nil, err
 	}
-	sum := md5.Sum((*buf)[:n])
+	h := newSums(block)
+	h.Write((*buf)[:n])
+	sum, crcs := h.finish()
 	// A request given up mid-body may still be read after Close hands the
-	// buffer on; its Content-MD5 makes the service refuse such bytes.
+	// buffer on; its checksums make the service refuse such bytes.
 	return &source{
-		r:     bytes.NewReader((*buf)[:n]),
-		close: func() error { buffers.Put(buf); return nil },
-		size:  int64(n), md5: sum[:],
+		r:    bytes.NewReader((*buf)[:n]),
+		size: int64(n), md5: sum, blockCRC: crcs, sig: before,
+		done: func() { buffers.Put(buf) },
 	}, nil
 }
 
-// stageDirect hashes the claimed file in place and uploads from it.
-func (p *Pipeline) stageDirect(srcPath string) (*source, error) {
-	for range maxTornCopies {
-		f, before, err := openSource(srcPath)
-		if err != nil {
-			return nil, err
-		}
-		h := md5.New()
-		n, err := copyAll(h, f)
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("read: %w", err)
-		}
-		fi, err := f.Stat()
-		if err != nil {
-			f.Close()
-			return nil, err
-		}
-		if sigOf(fi) == before && n == before.size {
-			return &source{r: f, close: f.Close, size: n, md5: h.Sum(nil), inPlace: f, sig: before}, nil
-		}
-		f.Close()
+// readInPlace hashes the claimed file where it is, for uploading from it.
+func (p *Pipeline) readInPlace(path string) (*source, error) {
+	f, before, err := openSource(path)
+	if err != nil {
+		return nil, err
 	}
-	return nil, errTorn
+	h := newSums(p.blockSize(before.Size))
+	n, err := copyAll(h, f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if SigOf(fi) != before || n != before.Size {
+		f.Close()
+		return nil, fmt.Errorf("%w (size %d→%d, read %d)", errTorn, before.Size, fi.Size(), n)
+	}
+	sum, crcs := h.finish()
+	return &source{r: f, size: n, md5: sum, blockCRC: crcs, sig: before, inPlace: f, done: func() { f.Close() }}, nil
 }
 
 // onlyReader hides WriterTo/ReaderFrom so io.CopyBuffer uses our buffer size.
 type onlyReader struct{ io.Reader }
-
-type permanentError struct{ msg string }
-
-func (e permanentError) Error() string   { return e.msg }
-func (e permanentError) Permanent() bool { return true }
-
-func permanentf(format string, a ...any) error { return permanentError{fmt.Sprintf(format, a...)} }

@@ -16,6 +16,8 @@ type Observer interface {
 	Retrying(ctx context.Context, n int64)
 	GCDeleted(ctx context.Context, n int64)
 	ScanDone(ctx context.Context, session string, d time.Duration, entries int)
+	StagingDelta(ctx context.Context, n int64)
+	FileDirect(ctx context.Context, session string)
 }
 
 type nopObserver struct{}
@@ -26,6 +28,8 @@ func (nopObserver) QueueDelta(context.Context, int64)                           
 func (nopObserver) Retrying(context.Context, int64)                                            {}
 func (nopObserver) GCDeleted(context.Context, int64)                                           {}
 func (nopObserver) ScanDone(context.Context, string, time.Duration, int)                       {}
+func (nopObserver) StagingDelta(context.Context, int64)                                        {}
+func (nopObserver) FileDirect(context.Context, string)                                         {}
 
 // LastError is the most recent failure, as /v1/status shows it.
 type LastError struct {
@@ -52,6 +56,14 @@ type Skipped struct {
 	Since  time.Time `json:"since"`
 }
 
+// Direct is a file uploaded straight from .processing instead of from a
+// staging copy, and why.
+type Direct struct {
+	File   string    `json:"file"`
+	Reason string    `json:"reason"`
+	Time   time.Time `json:"time"`
+}
+
 // Counts is a snapshot for /v1/status.
 type Counts struct {
 	QueueDepth     int64      `json:"queue_depth"`
@@ -60,15 +72,24 @@ type Counts struct {
 	FilesProcessed int64      `json:"files_processed"`
 	FilesFailed    int64      `json:"files_failed"`
 	FilesVanished  int64      `json:"files_vanished"`
+	FilesDirect    int64      `json:"files_direct"`
+	FilesSkipped   int64      `json:"files_skipped"`
 	BytesUploaded  int64      `json:"bytes_uploaded"`
 	GCDeleted      int64      `json:"gc_deleted"`
+	StagingBytes   int64      `json:"staging_bytes"`
+	StagingBudget  int64      `json:"staging_budget_bytes"`
 	LastError      *LastError `json:"last_error"`
 	Failing        []Failing  `json:"failing"`
 	Skipped        []Skipped  `json:"skipped"`
+	Direct         []Direct   `json:"direct"`
 }
 
-// maxListed bounds the failing and skipped lists in status.
-const maxListed = 50
+// maxListed bounds the failing and skipped lists in status; maxDirect the
+// most recent direct uploads shown.
+const (
+	maxListed = 50
+	maxDirect = 20
+)
 
 // Stats is the single place that counts files and bytes. Its lock is never
 // held across I/O, so status answers even when NFS hangs.
@@ -78,8 +99,9 @@ type Stats struct {
 	mu       sync.Mutex
 	c        Counts
 	failing  map[string]Failing
-	skipped  map[string]Skipped
+	skipped  map[string]map[string]Skipped // blob prefix of a session -> its entries
 	retrying map[string]bool
+	direct   []Direct // newest last
 }
 
 // NewStats returns counters that report to obs (nil for none).
@@ -87,7 +109,7 @@ func NewStats(obs Observer) *Stats {
 	if obs == nil {
 		obs = nopObserver{}
 	}
-	return &Stats{obs: obs, failing: map[string]Failing{}, skipped: map[string]Skipped{}, retrying: map[string]bool{}}
+	return &Stats{obs: obs, failing: map[string]Failing{}, skipped: map[string]map[string]Skipped{}, retrying: map[string]bool{}}
 }
 
 // Observer returns where counts are reported.
@@ -110,7 +132,6 @@ func (s *Stats) processed(ctx context.Context, it *Item, size int64, upload time
 	s.mu.Lock()
 	s.c.FilesProcessed++
 	s.c.BytesUploaded += size
-	delete(s.failing, it.Key())
 	s.mu.Unlock()
 	s.obs.FileProcessed(ctx, it.Session, size, upload, time.Since(it.Found))
 }
@@ -137,6 +158,8 @@ func (s *Stats) vanished(ctx context.Context, it *Item, err error) {
 	s.obs.FileFailed(ctx, it.Session, "vanished", true)
 }
 
+// setRetrying counts a file as waiting for a retry, or no longer; a file
+// that is no longer retrying leaves the failing list too.
 func (s *Stats) setRetrying(ctx context.Context, key string, on bool) {
 	s.mu.Lock()
 	was := s.retrying[key]
@@ -144,6 +167,7 @@ func (s *Stats) setRetrying(ctx context.Context, key string, on bool) {
 		s.retrying[key] = true
 	} else {
 		delete(s.retrying, key)
+		delete(s.failing, key)
 	}
 	s.c.Retrying = int64(len(s.retrying))
 	s.mu.Unlock()
@@ -165,37 +189,48 @@ func (s *Stats) gcDeleted(ctx context.Context, n int64) {
 	s.obs.GCDeleted(ctx, n)
 }
 
-// Skip records an entry that will not be uploaded; it reports true the
-// first time, so the caller logs each bad file once.
-func (s *Stats) Skip(file, reason string) bool {
+// SetSkipped replaces the entries of one session (blob prefix) that are
+// left in place; nil forgets them (the session stopped).
+func (s *Stats) SetSkipped(prefix string, entries map[string]Skipped) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := s.skipped[file]; ok && old.Reason == reason {
-		return false
+	if len(entries) == 0 {
+		delete(s.skipped, prefix)
+		return
 	}
-	if len(s.skipped) >= 10*maxListed {
-		return false
-	}
-	s.skipped[file] = Skipped{File: file, Reason: reason, Since: time.Now()}
-	return true
+	s.skipped[prefix] = entries
 }
 
-// Unskip forgets an entry that is gone or became acceptable.
-func (s *Stats) Unskip(file string) {
+func (s *Stats) stagingDelta(ctx context.Context, n int64) {
 	s.mu.Lock()
-	delete(s.skipped, file)
+	s.c.StagingBytes += n
+	s.mu.Unlock()
+	s.obs.StagingDelta(ctx, n)
+}
+
+func (s *Stats) setStagingBudget(n int64) {
+	s.mu.Lock()
+	s.c.StagingBudget = n
 	s.mu.Unlock()
 }
 
-// SkippedFiles lists the recorded skipped entries' keys.
-func (s *Stats) SkippedFiles() []string {
+func (s *Stats) wentDirect(ctx context.Context, it *Item, reason string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.skipped))
-	for k := range s.skipped {
-		out = append(out, k)
+	s.c.FilesDirect++
+	s.direct = append(s.direct, Direct{File: it.Key(), Reason: reason, Time: time.Now()})
+	if len(s.direct) > maxDirect {
+		s.direct = s.direct[len(s.direct)-maxDirect:]
 	}
-	return out
+	s.mu.Unlock()
+	s.obs.FileDirect(ctx, it.Session)
+}
+
+// problem reports a failure that belongs to no file (a folder recovery
+// could not read) as the last error.
+func (s *Stats) problem(what string, err error) {
+	s.mu.Lock()
+	s.c.LastError = &LastError{Time: time.Now(), File: what, Error: err.Error()}
+	s.mu.Unlock()
 }
 
 // Snapshot copies the counters; lists are oldest first and bounded.
@@ -215,13 +250,17 @@ func (s *Stats) Snapshot() Counts {
 	if len(c.Failing) > maxListed {
 		c.Failing = c.Failing[:maxListed]
 	}
-	c.Skipped = make([]Skipped, 0, len(s.skipped))
-	for _, f := range s.skipped {
-		c.Skipped = append(c.Skipped, f)
+	c.Skipped = []Skipped{}
+	for _, m := range s.skipped {
+		c.FilesSkipped += int64(len(m))
+		for _, f := range m {
+			c.Skipped = append(c.Skipped, f)
+		}
 	}
 	sort.Slice(c.Skipped, func(i, j int) bool { return c.Skipped[i].Since.Before(c.Skipped[j].Since) })
 	if len(c.Skipped) > maxListed {
 		c.Skipped = c.Skipped[:maxListed]
 	}
+	c.Direct = append([]Direct{}, s.direct...)
 	return c
 }

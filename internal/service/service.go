@@ -208,7 +208,8 @@ func (s *Service) Status() Status {
 	return st
 }
 
-// RunGC deletes completed files every interval until ctx ends.
+// RunGC deletes completed files every interval until ctx ends, and sweeps
+// the processing root for files no worker holds.
 func (s *Service) RunGC(ctx context.Context) {
 	t := time.NewTicker(s.opts.GCInterval)
 	defer t.Stop()
@@ -224,6 +225,9 @@ func (s *Service) RunGC(ctx context.Context) {
 		}
 		if n > 0 {
 			s.log.InfoContext(ctx, "gc deleted completed files", "step", "gc", "files", n)
+		}
+		if _, err := s.pipe.Sweep(ctx); err != nil {
+			s.log.WarnContext(ctx, "sweep of the processing root failed", "step", "sweep", "error", err.Error())
 		}
 	}
 }

@@ -23,6 +23,8 @@ type instruments struct {
 	retrying  metric.Int64UpDownCounter
 	scan      metric.Float64Histogram
 	gc        metric.Int64Counter
+	staging   metric.Int64UpDownCounter
+	direct    metric.Int64Counter
 }
 
 // Bucket bounds for durations in seconds: 10 ms to 30 min.
@@ -66,6 +68,12 @@ func newInstruments(m metric.Meter) (*instruments, error) {
 	i.gc, err = m.Int64Counter("gc.deleted", metric.WithUnit("{file}"),
 		metric.WithDescription("Completed files deleted from NFS by the GC"))
 	add(err)
+	i.staging, err = m.Int64UpDownCounter("staging.bytes", metric.WithUnit("By"),
+		metric.WithDescription("Bytes held in local staging files (kept within APP_LOCAL_STAGING_MAX_BYTES)"))
+	add(err)
+	i.direct, err = m.Int64Counter("files.direct", metric.WithUnit("{file}"),
+		metric.WithDescription("Files uploaded straight from NFS because no staging copy fitted"))
+	add(err)
 	return i, errors.Join(errs...)
 }
 
@@ -105,6 +113,12 @@ func (i *instruments) FileFailed(ctx context.Context, session, step string, perm
 func (i *instruments) QueueDelta(ctx context.Context, n int64) { i.queue.Add(ctx, n) }
 func (i *instruments) Retrying(ctx context.Context, n int64)   { i.retrying.Add(ctx, n) }
 func (i *instruments) GCDeleted(ctx context.Context, n int64)  { i.gc.Add(ctx, n) }
+func (i *instruments) StagingDelta(ctx context.Context, n int64) {
+	i.staging.Add(ctx, n)
+}
+func (i *instruments) FileDirect(ctx context.Context, session string) {
+	i.direct.Add(ctx, 1, metric.WithAttributes(sessionAttr(session)))
+}
 
 func (i *instruments) ScanDone(ctx context.Context, session string, d time.Duration, _ int) {
 	i.scan.Record(ctx, d.Seconds(), metric.WithAttributes(sessionAttr(session)))

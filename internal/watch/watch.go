@@ -39,13 +39,16 @@ type Watcher struct {
 	Stats      *pipeline.Stats
 	Log        *slog.Logger
 
-	prev    map[string]sig
-	skipped map[string]bool
+	prev    map[string]seen
+	skipped map[string]pipeline.Skipped
+	epoch   time.Time
 }
 
-type sig struct {
-	size  int64
-	mtime int64
+// seen is a file's signature and since when (on this process's monotonic
+// clock, relative to epoch) the watcher has seen it unchanged.
+type seen struct {
+	sig   pipeline.Sig
+	since time.Duration
 }
 
 // Run polls until ctx ends. A failed scan (NFS away) backs off
@@ -54,6 +57,8 @@ func (w *Watcher) Run(ctx context.Context) {
 	delay := w.Poll
 	t := time.NewTimer(0) // first scan at once
 	defer t.Stop()
+	// A stopped session's entries are no longer anyone's to report.
+	defer w.Stats.SetSkipped(w.prefix(), nil)
 	for {
 		select {
 		case <-ctx.Done():
@@ -75,13 +80,16 @@ func (w *Watcher) Run(ctx context.Context) {
 	}
 }
 
-// ScanOnce reads the folder once and offers every file that was seen with
-// the same size and mtime on the previous scan and is older than MinAge.
+// ScanOnce reads the folder once and offers every file whose signature
+// (size, mtime, ctime, inode) has stayed the same for at least MinAge, as
+// measured on this process's own clock, and on at least two polls. The
+// file's timestamps only tell whether it changed, never how old it is: the
+// producer's or NFS server's clock may be minutes or years off.
 func (w *Watcher) ScanOnce(ctx context.Context) error {
 	start := time.Now()
 	if w.prev == nil {
-		w.prev = map[string]sig{}
-		w.skipped = map[string]bool{}
+		w.prev = map[string]seen{}
+		w.epoch = start
 	}
 	f, err := os.Open(w.Dir)
 	if err != nil {
@@ -92,9 +100,9 @@ func (w *Watcher) ScanOnce(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read %s: %w", w.Dir, err)
 	}
-	cur := make(map[string]sig, len(w.prev))
-	seenSkipped := map[string]bool{}
-	now := time.Now()
+	cur := make(map[string]seen, len(w.prev))
+	skipped := map[string]pipeline.Skipped{}
+	now := time.Since(w.epoch)
 	for _, e := range entries {
 		name := e.Name()
 		if name[0] == '.' {
@@ -102,8 +110,7 @@ func (w *Watcher) ScanOnce(ctx context.Context) error {
 			continue
 		}
 		if reason := rejectReason(name, e.Type()); reason != "" {
-			w.skip(ctx, name, reason)
-			seenSkipped[name] = true
+			w.skip(ctx, skipped, name, reason)
 			continue
 		}
 		if w.Extensions != nil && !w.Extensions[filepath.Ext(name)] {
@@ -128,28 +135,29 @@ func (w *Watcher) ScanOnce(ctx context.Context) error {
 			// Replaced by something else between readdir and lstat.
 			continue
 		}
-		s := sig{info.Size(), info.ModTime().UnixNano()}
-		if prev, ok := w.prev[name]; ok && prev == s && now.Sub(info.ModTime()) >= w.MinAge {
-			it.Found = now
-			if !w.Sink.Offer(ctx, it) {
-				if ctx.Err() != nil {
-					return nil
-				}
+		s := pipeline.SigOf(info)
+		prev, ok := w.prev[name]
+		if !ok || prev.sig != s {
+			cur[name] = seen{sig: s, since: now}
+			continue
+		}
+		if now-prev.since >= w.MinAge {
+			it.Found = start
+			if !w.Sink.Offer(ctx, it) && ctx.Err() != nil {
+				return nil
 			}
 			continue
 		}
-		cur[name] = s
+		cur[name] = prev
 	}
 	w.prev = cur
-	for name := range w.skipped {
-		if !seenSkipped[name] {
-			w.Stats.Unskip(pipeline.BlobName(w.Date, w.Session, displayName(name)))
-		}
-	}
-	w.skipped = seenSkipped
+	w.skipped = skipped
+	w.Stats.SetSkipped(w.prefix(), skipped)
 	w.Stats.Observer().ScanDone(ctx, w.Session, time.Since(start), len(entries))
 	return nil
 }
+
+func (w *Watcher) prefix() string { return pipeline.BlobName(w.Date, w.Session, "") }
 
 func rejectReason(name string, mode fs.FileMode) string {
 	switch {
@@ -178,11 +186,18 @@ func hasControl(name string) bool {
 	return false
 }
 
-func (w *Watcher) skip(ctx context.Context, name, reason string) {
-	if w.Stats.Skip(pipeline.BlobName(w.Date, w.Session, displayName(name)), reason) {
-		w.Log.WarnContext(ctx, "incoming entry left in place", "session", w.Session, "file", displayName(name),
+// skip records an entry left in place; it is logged when first seen or
+// when its reason changes, however many others there are.
+func (w *Watcher) skip(ctx context.Context, into map[string]pipeline.Skipped, name, reason string) {
+	shown := displayName(name)
+	entry := pipeline.Skipped{File: pipeline.BlobName(w.Date, w.Session, shown), Reason: reason, Since: time.Now()}
+	if old, ok := w.skipped[name]; ok && old.Reason == reason {
+		entry.Since = old.Since
+	} else {
+		w.Log.WarnContext(ctx, "incoming entry left in place", "session", w.Session, "file", shown,
 			"step", "scan", "reason", reason)
 	}
+	into[name] = entry
 }
 
 // displayName shows bytes that are not UTF-8 as \xNN escapes, so JSON
