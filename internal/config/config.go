@@ -24,6 +24,10 @@ const (
 	AuthSharedKey        = "shared-key"
 )
 
+// DefaultStagingMaxBytes (80 GiB) keeps staging well under the default
+// manifest's 100Gi emptyDir sizeLimit, past which the kubelet evicts the pod.
+const DefaultStagingMaxBytes = 80 << 30
+
 // StagingCopy and StagingDirect are the values of APP_STAGING_MODE.
 const (
 	StagingCopy   = "copy"
@@ -47,6 +51,7 @@ type Config struct {
 	NFSIncomingDir        string   `env:"NFS_INCOMING_DIR" envDefault:"/mnt/nfs/incoming"`
 	NFSProcessingRoot     string   `env:"NFS_PROCESSING_ROOT" envDefault:"/mnt/nfs/.processing"`
 	LocalStagingRoot      string   `env:"LOCAL_STAGING_ROOT" envDefault:"/mnt/staging"`
+	LocalStagingMaxBytes  int64    `env:"LOCAL_STAGING_MAX_BYTES" envDefault:"85899345920"`
 	StagingMode           string   `env:"STAGING_MODE" envDefault:"copy"`
 	PollIntervalS         float64  `env:"POLL_INTERVAL_S" envDefault:"2"`
 	MinFileAgeS           float64  `env:"MIN_FILE_AGE_S" envDefault:"5"`
@@ -186,6 +191,9 @@ func (c *Config) validate(p map[string]string) {
 	}
 	if c.RetryMaxS < c.RetryBaseS {
 		set("RETRY_MAX_S", "must not be below APP_RETRY_BASE_S")
+	}
+	if c.LocalStagingMaxBytes < 1 {
+		set("LOCAL_STAGING_MAX_BYTES", "must be at least 1 byte")
 	}
 	if c.MaxQueueSize < 1 {
 		set("MAX_QUEUE_SIZE", "must be at least 1")

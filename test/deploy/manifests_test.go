@@ -244,6 +244,12 @@ func checkPod(t *testing.T, kind string, tpl corev1.PodTemplateSpec, claim strin
 	if err != nil {
 		t.Errorf("%s: its environment is not a valid configuration: %v", kind, err)
 	}
+	// The staging budget must keep staging under the emptyDir's sizeLimit,
+	// with room for the filesystem's own blocks: an emptyDir past it gets
+	// the pod evicted.
+	if limit := staging.EmptyDir.SizeLimit; limit != nil && float64(cfg.LocalStagingMaxBytes) > 0.9*float64(limit.Value()) {
+		t.Errorf("%s: APP_LOCAL_STAGING_MAX_BYTES %d is not safely under the staging sizeLimit %s", kind, cfg.LocalStagingMaxBytes, limit)
+	}
 
 	// Probes hit real routes on the API port.
 	router := httpapi.Routes(stubController{}, nil)
