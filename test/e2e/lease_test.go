@@ -168,13 +168,14 @@ func TestLeaseLostStopsTheWatch(t *testing.T) {
 		le, _ := st["lease_error"].(map[string]any)
 		return st["active"] == false && le != nil && le["session"] == "frozen" && le["holder"] == b.processing()
 	})
-	lost := false
-	for _, l := range errorLines(a) {
-		lost = lost || l["step"] == "lease" && l["session"] == "frozen" && l["holder"] == b.processing()
-	}
-	if !lost {
-		t.Fatalf("no ERROR log line about the lost lease:\n%s", a.logs.String())
-	}
+	eventually(t, 5*time.Second, "an ERROR log line about the lost lease", func() bool {
+		for _, l := range errorLines(a) {
+			if l["step"] == "lease" && l["session"] == "frozen" && l["holder"] == b.processing() {
+				return true
+			}
+		}
+		return false
+	})
 	want := map[string]string{}
 	for i := range 3 {
 		name := fmt.Sprintf("f%d.bin", i)
