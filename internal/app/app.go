@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/edge/nfs-watcher-uploader/internal/blob"
 	"github.com/edge/nfs-watcher-uploader/internal/config"
 	"github.com/edge/nfs-watcher-uploader/internal/httpapi"
+	"github.com/edge/nfs-watcher-uploader/internal/lease"
 	"github.com/edge/nfs-watcher-uploader/internal/pipeline"
 	"github.com/edge/nfs-watcher-uploader/internal/service"
 	"github.com/edge/nfs-watcher-uploader/internal/telemetry"
@@ -54,11 +57,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}()
 
 	layout := pipeline.Layout{Incoming: cfg.NFSIncomingDir, Processing: cfg.NFSProcessingRoot, Staging: cfg.LocalStagingRoot}
-	if err := checkFolders(layout); err != nil {
-		log.Error(err.Error())
-		return ErrReported
-	}
 
+	// Listen before touching NFS: on a hung export /healthz must still
+	// answer, or the startup probe kills the pod over and over.
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		log.Error("cannot listen", "addr", cfg.HTTPAddr, "error", err.Error())
@@ -69,10 +70,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
 
-	stats := pipeline.NewStats(tel.Observer)
-	var ctl atomic.Pointer[service.Service]
+	b := &boot{stats: pipeline.NewStats(tel.Observer)}
 	srv := &http.Server{
-		Handler:           httpapi.Routes(lazyController{&ctl}, tel.WrapHTTP),
+		Handler:           httpapi.Routes(lazyController{b}, tel.WrapHTTP),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return runCtx },
 	}
@@ -84,8 +84,61 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		_ = srv.Shutdown(sctx)
 	}()
 
-	// Azure is checked while /healthz already answers, so the startup probe
-	// sees a live process during a slow credential chain.
+	// Start-up runs beside the server and is abandoned on SIGTERM: a step
+	// stuck in a hung NFS call must not keep the process alive.
+	failed := make(chan struct{})
+	go func() {
+		if err := b.run(runCtx, cfg, layout, tel, log); err != nil && runCtx.Err() == nil {
+			close(failed)
+		}
+	}()
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-srvErr:
+		log.Error("http server failed", "error", err.Error())
+		return ErrReported
+	case <-failed:
+		return ErrReported
+	}
+	cancelRun()
+	// Correctness comes from idempotent steps, not draining: wait briefly
+	// for workers, never for a call stuck on a hung NFS.
+	store, workersDone := b.shutdownParts()
+	if workersDone != nil {
+		select {
+		case <-workersDone:
+		case <-time.After(3 * time.Second):
+			log.Warn("exiting with workers still busy; their files are recovered on next start")
+		}
+	}
+	if store != nil {
+		store.Close()
+	}
+	return nil
+}
+
+// boot is the start-up in progress and what the API sees of it.
+type boot struct {
+	stats *pipeline.Stats
+	svc   atomic.Pointer[service.Service]
+
+	mu          sync.Mutex
+	problem     *service.Problem // last failure of a step being retried
+	done        bool
+	store       *blob.Store
+	workersDone chan struct{}
+}
+
+// run does every start-up step that touches NFS or Azure. Configuration
+// errors (folders, credentials) end the process; recovery and resume are
+// retried with capped backoff until they work, with /readyz 503 meanwhile.
+func (b *boot) run(ctx context.Context, cfg config.Config, layout pipeline.Layout, tel *telemetry.Telemetry, log *slog.Logger) error {
+	if err := checkFolders(layout); err != nil {
+		log.Error(err.Error())
+		return err
+	}
 	store, err := blob.Open(ctx, blob.Credentials{
 		Mode: cfg.AzureAuth, AccountURL: cfg.AzureAccountURL, ConnectionString: cfg.AzureConnectionString,
 		AccountName: cfg.AzureAccountName, AccountKey: cfg.AzureAccountKey, AuthTimeout: cfg.AzureAuthTimeout(),
@@ -94,74 +147,119 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Concurrency: cfg.AzureMaxConcurrency, TryTimeout: cfg.AzureTryTimeout(),
 	})
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil
+		if ctx.Err() == nil {
+			log.Error("azure authentication failed", "error", err.Error())
 		}
-		log.Error("azure authentication failed", "error", err.Error())
-		return ErrReported
+		return err
 	}
-	defer store.Close()
+	b.mu.Lock()
+	b.store = store
+	b.mu.Unlock()
 	log.Info("azure container ready", "container", cfg.AzureContainer, "credential", store.Method)
 
 	pipe := pipeline.New(pipeline.Options{
 		Layout: layout, Workers: cfg.WorkerConcurrency, QueueSize: cfg.MaxQueueSize,
 		RetryBase: cfg.RetryBase(), RetryMax: cfg.RetryMax(), StagingMode: cfg.StagingMode,
 		StagingMaxBytes: cfg.LocalStagingMaxBytes,
-	}, store, stats, log)
+	}, store, b.stats, log)
 	if err := tel.ObserveOldestWaiting(pipe.OldestPending); err != nil {
 		log.Warn("cannot observe the oldest waiting file", "step", "telemetry", "error", err.Error())
 	}
 	if tel.MetricsURL != "" {
 		log.Info("prometheus metrics", "url", tel.MetricsURL)
 	}
-	svc := service.New(runCtx, service.Options{
+	// The processing root is the holder id: stable across restarts of the
+	// same pod (it takes its own lease back at once), unique per pod.
+	holder, err := filepath.Abs(layout.Processing)
+	if err != nil {
+		holder = layout.Processing
+	}
+	svc := service.New(ctx, service.Options{
 		Extensions: cfg.Extensions(), MinAge: cfg.MinFileAge(), Poll: cfg.PollInterval(), GCInterval: cfg.GCInterval(),
+		Leases: lease.NewManager(layout.Incoming, holder, cfg.SessionLease()),
 	}, pipe, log)
 
-	items, err := pipe.Recover(runCtx)
+	backoff := startupBackoff{base: cfg.RetryBase(), max: min(cfg.RetryMax(), maxStartupBackoff)}
+	items, err := retry(ctx, b, log, backoff, "recovery", func() ([]*pipeline.Item, error) { return pipe.Recover(ctx) })
 	if err != nil {
-		log.Error("recovery failed", "step", "recovery", "error", err.Error())
-		return ErrReported
+		return err
 	}
 	workersDone := make(chan struct{})
+	b.mu.Lock()
+	b.workersDone = workersDone
+	b.mu.Unlock()
 	go func() {
 		defer close(workersDone)
-		pipe.Run(runCtx)
+		pipe.Run(ctx)
 	}()
-	pipe.EnqueueAll(runCtx, items)
+	pipe.EnqueueAll(ctx, items)
 	if len(items) > 0 {
 		log.Info("recovered unfinished files", "step", "recovery", "files", len(items))
 	}
-	ctl.Store(svc)
-	resumed, err := svc.Resume()
+	b.svc.Store(svc)
+	resumed, err := retry(ctx, b, log, backoff, "resume", func() (*service.Started, error) { return svc.Resume(ctx) })
 	if err != nil {
-		log.Error("cannot resume the persisted session", "step", "recovery", "error", err.Error())
-		return ErrReported
+		return err
 	}
-	go svc.RunGC(runCtx)
+	go svc.RunGC(ctx)
+	b.mu.Lock()
+	b.done, b.problem = true, nil
+	b.mu.Unlock()
 	svc.SetReady()
 	if resumed == nil {
 		log.Info("ready; no active session")
 	} else {
 		log.Info("ready", "session", resumed.Session)
 	}
-
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-	case err := <-srvErr:
-		log.Error("http server failed", "error", err.Error())
-		return ErrReported
-	}
-	cancelRun()
-	// Correctness comes from idempotent steps, not draining: wait briefly
-	// for workers, never for a call stuck on a hung NFS.
-	select {
-	case <-workersDone:
-	case <-time.After(3 * time.Second):
-		log.Warn("exiting with workers still busy; their files are recovered on next start")
-	}
 	return nil
+}
+
+func (b *boot) shutdownParts() (*blob.Store, chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.store, b.workersDone
+}
+
+func (b *boot) fail(step string, err error) {
+	b.mu.Lock()
+	b.problem = &service.Problem{Time: time.Now().UTC(), Step: step, Error: err.Error()}
+	b.mu.Unlock()
+}
+
+func (b *boot) startupError() *service.Problem {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done || b.problem == nil {
+		return nil
+	}
+	p := *b.problem
+	return &p
+}
+
+// maxStartupBackoff keeps a repaired export from waiting minutes for the
+// next attempt (APP_RETRY_MAX_S is sized for Azure, 300 s by default).
+const maxStartupBackoff = 30 * time.Second
+
+type startupBackoff struct{ base, max time.Duration }
+
+// retry runs fn until it succeeds or ctx ends. A failure never ends the
+// process: the export may come back, and the pod must not crash-loop.
+func retry[T any](ctx context.Context, b *boot, log *slog.Logger, bo startupBackoff, step string, fn func() (T, error)) (T, error) {
+	delay := bo.base
+	for {
+		v, err := fn()
+		if err == nil || ctx.Err() != nil {
+			return v, ctx.Err()
+		}
+		b.fail(step, err)
+		log.Error("start-up step failed; retrying", "step", step, "error", err.Error(), "retry_in", delay.String())
+		select {
+		case <-ctx.Done():
+			return v, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, bo.max)
+	}
 }
 
 // checkFolders creates the roots and makes sure incoming and processing
@@ -193,36 +291,39 @@ func checkFolders(l pipeline.Layout) error {
 	return nil
 }
 
-// lazyController answers probes before the service exists.
-type lazyController struct {
-	s *atomic.Pointer[service.Service]
-}
+// lazyController answers probes and status before the service exists.
+type lazyController struct{ b *boot }
 
 func (c lazyController) Ready() bool {
-	s := c.s.Load()
+	s := c.b.svc.Load()
 	return s != nil && s.Ready()
 }
 
+var errStarting = errors.New("service is still starting")
+
 func (c lazyController) Start(name string) (service.Started, error) {
-	s := c.s.Load()
-	if s == nil {
-		return service.Started{}, errors.New("service is still starting")
+	s := c.b.svc.Load()
+	if s == nil || !s.Ready() {
+		return service.Started{}, errStarting
 	}
 	return s.Start(name)
 }
 
 func (c lazyController) Stop() (string, bool, error) {
-	s := c.s.Load()
-	if s == nil {
-		return "", false, nil
+	s := c.b.svc.Load()
+	if s == nil || !s.Ready() {
+		return "", false, errStarting
 	}
 	return s.Stop()
 }
 
 func (c lazyController) Status() service.Status {
-	s := c.s.Load()
-	if s == nil {
-		return service.Status{}
+	var st service.Status
+	if s := c.b.svc.Load(); s != nil {
+		st = s.Status()
+	} else {
+		st.Counts = c.b.stats.Snapshot()
 	}
-	return s.Status()
+	st.StartupError = c.b.startupError()
+	return st
 }

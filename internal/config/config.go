@@ -61,6 +61,7 @@ type Config struct {
 	GCIntervalS           float64  `env:"GC_INTERVAL_S" envDefault:"30"`
 	RetryBaseS            float64  `env:"RETRY_BASE_S" envDefault:"1"`
 	RetryMaxS             float64  `env:"RETRY_MAX_S" envDefault:"300"`
+	SessionLeaseS         float64  `env:"SESSION_LEASE_S" envDefault:"30"`
 	HTTPAddr              string   `env:"HTTP_ADDR" envDefault:":8000"`
 	MetricsAddr           string   `env:"METRICS_ADDR"`
 }
@@ -186,6 +187,7 @@ func (c *Config) validate(p map[string]string) {
 	positive("AZURE_AUTH_TIMEOUT_S", c.AzureAuthTimeoutS)
 	positive("RETRY_BASE_S", c.RetryBaseS)
 	positive("RETRY_MAX_S", c.RetryMaxS)
+	positive("SESSION_LEASE_S", c.SessionLeaseS)
 	if math.IsNaN(c.MinFileAgeS) || math.IsInf(c.MinFileAgeS, 0) || c.MinFileAgeS < 0 {
 		set("MIN_FILE_AGE_S", "must be 0 or more")
 	}
@@ -264,6 +266,9 @@ func (c Config) RetryBase() time.Duration { return seconds(c.RetryBaseS) }
 
 // RetryMax is APP_RETRY_MAX_S.
 func (c Config) RetryMax() time.Duration { return seconds(c.RetryMaxS) }
+
+// SessionLease is APP_SESSION_LEASE_S.
+func (c Config) SessionLease() time.Duration { return seconds(c.SessionLeaseS) }
 
 // AzureTryTimeout is APP_AZURE_TRY_TIMEOUT_S.
 func (c Config) AzureTryTimeout() time.Duration { return seconds(c.AzureTryTimeoutS) }

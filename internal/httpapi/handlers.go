@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/edge/nfs-watcher-uploader/internal/lease"
 	"github.com/edge/nfs-watcher-uploader/internal/service"
 )
 
@@ -63,11 +64,14 @@ func start(c Controller) http.Handler {
 		}
 		res, err := c.Start(name)
 		var active *service.ActiveError
+		var held *lease.HeldError
 		switch {
 		case err == nil:
 			writeJSON(w, http.StatusCreated, res)
 		case errors.As(err, &active):
 			writeError(w, http.StatusConflict, err.Error(), "session", active.Session)
+		case errors.As(err, &held):
+			writeError(w, http.StatusConflict, err.Error(), "session", held.Session, "holder", held.Holder, "holder_host", held.Host)
 		case errors.Is(err, service.ErrBadName):
 			writeError(w, http.StatusBadRequest, err.Error())
 		default:
@@ -108,6 +112,12 @@ func decodeStart(w http.ResponseWriter, r *http.Request) (string, int, error) {
 
 func stop(c Controller) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Before start-up finished a persisted session may still resume:
+		// "nothing stopped" would be a lie.
+		if !c.Ready() {
+			writeError(w, http.StatusServiceUnavailable, "service is still starting")
+			return
+		}
 		name, stopped, err := c.Stop()
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, err.Error(), "session", name, "stopped", stopped)

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edge/nfs-watcher-uploader/internal/lease"
 	"github.com/edge/nfs-watcher-uploader/internal/pipeline"
 	"github.com/edge/nfs-watcher-uploader/internal/session"
 	"github.com/edge/nfs-watcher-uploader/internal/watch"
@@ -23,6 +24,8 @@ type Options struct {
 	MinAge     time.Duration
 	Poll       time.Duration
 	GCInterval time.Duration
+	// Leases keeps two pods off one session; nil leases nothing.
+	Leases *lease.Manager
 }
 
 // ErrBadName is wrapped by Start for an invalid session name.
@@ -41,6 +44,15 @@ type Started struct {
 	BlobPrefix  string `json:"blob_prefix"`
 }
 
+// Problem is a failure that is not one file's: a start-up step, a lease.
+type Problem struct {
+	Time    time.Time `json:"time"`
+	Step    string    `json:"step"`
+	Session string    `json:"session,omitempty"`
+	Holder  string    `json:"holder,omitempty"`
+	Error   string    `json:"error"`
+}
+
 // Status is the body of GET /v1/status.
 type Status struct {
 	Active      bool       `json:"active"`
@@ -50,11 +62,18 @@ type Status struct {
 	IncomingDir *string    `json:"incoming_dir"`
 	BlobPrefix  *string    `json:"blob_prefix"`
 	StartedAt   *time.Time `json:"started_at"`
+	// StartupError is the last failure of a start-up step being retried;
+	// null once start-up finished.
+	StartupError *Problem `json:"startup_error"`
+	// LeaseError says why a session is not watched here although it was:
+	// another pod holds or took over its lease.
+	LeaseError *Problem `json:"lease_error"`
 	pipeline.Counts
 }
 
 type active struct {
 	st     session.State
+	lease  *lease.Lease // nil without leases
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -68,10 +87,11 @@ type Service struct {
 
 	// ctl serialises start and stop, which touch NFS; mu guards the state
 	// and is never held across I/O, so status answers while NFS hangs.
-	ctl    sync.Mutex
-	mu     sync.Mutex
-	active *active
-	ready  atomic.Bool
+	ctl      sync.Mutex
+	mu       sync.Mutex
+	active   *active
+	leaseErr *Problem
+	ready    atomic.Bool
 }
 
 // New returns a service whose watchers and GC live until ctx ends.
@@ -111,24 +131,46 @@ func (s *Service) Start(name string) (Started, error) {
 	if cur := s.current(); cur != nil {
 		return Started{}, &ActiveError{Session: cur.st.Session}
 	}
-	now := time.Now().UTC()
-	st := session.State{Session: name, DatePrefix: session.DatePrefix(now), Active: true, Started: now}
-	l := s.layout()
-	for _, d := range []string{l.IncomingDir(name), l.ProcessingDir(st.DatePrefix, name), l.StagingDir(st.DatePrefix, name)} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return Started{}, fmt.Errorf("create %s: %w", d, err)
+	var ls *lease.Lease
+	if s.opts.Leases != nil {
+		var err error
+		if ls, err = s.opts.Leases.Acquire(name); err != nil {
+			return Started{}, err
 		}
 	}
-	if err := session.Save(l.Processing, st); err != nil {
-		return Started{}, fmt.Errorf("persist session: %w", err)
+	now := time.Now().UTC()
+	st := session.State{Session: name, DatePrefix: session.DatePrefix(now), Active: true, Started: now}
+	if err := s.prepare(st); err != nil {
+		if ls != nil {
+			_ = ls.Release()
+		}
+		return Started{}, err
 	}
-	s.watch(st)
-	s.log.Info("session started", "session", name, "date_prefix", st.DatePrefix, "incoming_dir", l.IncomingDir(name))
+	s.watch(st, ls)
+	s.log.Info("session started", "session", name, "date_prefix", st.DatePrefix, "incoming_dir", s.layout().IncomingDir(name))
 	return s.started(st), nil
 }
 
-// Resume restarts the watcher of the session persisted as active.
-func (s *Service) Resume() (*Started, error) {
+// prepare creates the session's folders and persists it as active.
+func (s *Service) prepare(st session.State) error {
+	l := s.layout()
+	for _, d := range []string{l.IncomingDir(st.Session), l.ProcessingDir(st.DatePrefix, st.Session), l.StagingDir(st.DatePrefix, st.Session)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	if err := session.Save(l.Processing, st); err != nil {
+		return fmt.Errorf("persist session: %w", err)
+	}
+	return nil
+}
+
+// Resume restarts the watcher of the session persisted as active. When
+// another live pod holds its lease, the session moved there: it is not
+// watched and is persisted as stopped, so no later restart resumes it.
+// A foreign lease that stays silent for the TTL is taken over; ctx bounds
+// that wait.
+func (s *Service) Resume(ctx context.Context) (*Started, error) {
 	st, err := session.Load(s.layout().Processing)
 	if err != nil {
 		return nil, err
@@ -138,21 +180,88 @@ func (s *Service) Resume() (*Started, error) {
 	}
 	s.ctl.Lock()
 	defer s.ctl.Unlock()
-	l := s.layout()
-	for _, d := range []string{l.IncomingDir(st.Session), l.ProcessingDir(st.DatePrefix, st.Session), l.StagingDir(st.DatePrefix, st.Session)} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, fmt.Errorf("create %s: %w", d, err)
+	var ls *lease.Lease
+	if s.opts.Leases != nil {
+		ls, err = s.opts.Leases.AcquireWait(ctx, st.Session)
+		var held *lease.HeldError
+		if errors.As(err, &held) {
+			s.setLeaseErr(st.Session, held.Holder, held)
+			s.log.Error("not resuming the session: another pod watches it", "step", "lease",
+				"session", st.Session, "holder", held.Holder, "holder_host", held.Host)
+			st.Active = false
+			if err := session.Save(s.layout().Processing, st); err != nil {
+				return nil, fmt.Errorf("persist session as stopped: %w", err)
+			}
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("session lease: %w", err)
 		}
 	}
-	s.watch(st)
+	if err := s.prepare(st); err != nil {
+		return nil, err
+	}
+	s.watch(st, ls)
 	s.log.Info("session resumed", "session", st.Session, "date_prefix", st.DatePrefix)
 	r := s.started(st)
 	return &r, nil
 }
 
-func (s *Service) watch(st session.State) {
+func (s *Service) setLeaseErr(name, holder string, err error) {
+	s.mu.Lock()
+	s.leaseErr = &Problem{Time: time.Now().UTC(), Step: "lease", Session: name, Holder: holder, Error: err.Error()}
+	s.mu.Unlock()
+}
+
+// renew keeps the lease fresh until ctx ends; a lease taken by another pod
+// ends the watch.
+func (s *Service) renew(ctx context.Context, a *active) {
+	t := time.NewTicker(s.opts.Leases.TTL() / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := a.lease.Renew()
+		var lost *lease.LostError
+		switch {
+		case errors.As(err, &lost):
+			s.leaseLost(a, lost)
+			return
+		case err != nil:
+			// Not fatal: others take over only after a whole TTL of silence.
+			s.log.Warn("cannot renew the session lease", "step", "lease", "session", a.st.Session, "error", err.Error())
+		}
+	}
+}
+
+// leaseLost stops watching a session another pod took over. Queued and
+// in-flight files still finish: they are in this pod's processing root.
+func (s *Service) leaseLost(a *active, lost *lease.LostError) {
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
+	if s.current() != a {
+		return
+	}
+	a.cancel()
+	s.mu.Lock()
+	s.active = nil
+	s.mu.Unlock()
+	s.setLeaseErr(a.st.Session, lost.Holder, lost)
+	s.log.Error("stopped watching the session: another pod took over its lease", "step", "lease",
+		"session", a.st.Session, "holder", lost.Holder, "holder_host", lost.Host)
+	st := a.st
+	st.Active = false
+	if err := session.Save(s.layout().Processing, st); err != nil {
+		s.log.Error("cannot persist the session as stopped", "step", "lease", "session", st.Session, "error", err.Error())
+	}
+}
+
+func (s *Service) watch(st session.State, ls *lease.Lease) {
 	ctx, cancel := context.WithCancel(s.ctx)
-	a := &active{st: st, cancel: cancel, done: make(chan struct{})}
+	a := &active{st: st, lease: ls, cancel: cancel, done: make(chan struct{})}
 	w := &watch.Watcher{
 		Dir: s.layout().IncomingDir(st.Session), Session: st.Session, Date: st.DatePrefix,
 		Extensions: s.opts.Extensions, MinAge: s.opts.MinAge, Poll: s.opts.Poll,
@@ -164,7 +273,11 @@ func (s *Service) watch(st session.State) {
 	}()
 	s.mu.Lock()
 	s.active = a
+	s.leaseErr = nil
 	s.mu.Unlock()
+	if ls != nil {
+		go s.renew(ctx, a)
+	}
 }
 
 func (s *Service) current() *active {
@@ -191,6 +304,12 @@ func (s *Service) Stop() (string, bool, error) {
 	if err := session.Save(s.layout().Processing, st); err != nil {
 		return st.Session, true, fmt.Errorf("session stopped, but persisting that failed (a restart would resume it): %w", err)
 	}
+	if a.lease != nil {
+		if err := a.lease.Release(); err != nil {
+			// Harmless: another pod takes the silent lease over after its TTL.
+			s.log.Warn("cannot release the session lease", "step", "lease", "session", st.Session, "error", err.Error())
+		}
+	}
 	s.log.Info("session stopped", "session", st.Session)
 	return st.Session, true, nil
 }
@@ -198,6 +317,12 @@ func (s *Service) Stop() (string, bool, error) {
 // Status never touches the filesystem.
 func (s *Service) Status() Status {
 	st := Status{Ready: s.Ready(), Counts: s.pipe.Stats().Snapshot()}
+	s.mu.Lock()
+	if s.leaseErr != nil {
+		p := *s.leaseErr
+		st.LeaseError = &p
+	}
+	s.mu.Unlock()
 	if a := s.current(); a != nil {
 		info := s.started(a.st)
 		started := a.st.Started
