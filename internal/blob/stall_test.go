@@ -35,7 +35,7 @@ func TestSlowPutOutlastsTryTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	const limit = 500 * time.Millisecond
+	const limit = time.Second
 	s, err := openLimited(t, p.URL()+"/devstoreaccount1", limit)
 	if err != nil {
 		t.Fatal(err)
@@ -47,9 +47,9 @@ func TestSlowPutOutlastsTryTimeout(t *testing.T) {
 		}
 		return faultproxy.Pass
 	})
-	// 4 MB at 1 MiB/s: about 4 s on the link, eight times the limit.
+	// 5 MB at 1 MiB/s: about 5 s on the link, five times the limit.
 	p.SetRate(1 << 20)
-	data := bytes.Repeat([]byte("slow link "), 400<<10)
+	data := bytes.Repeat([]byte("slow link "), 500<<10)
 	sum := md5.Sum(data)
 	start := time.Now()
 	confirmed, err := s.Put(context.Background(), "slow.bin", bytes.NewReader(data), int64(len(data)), sum[:])
