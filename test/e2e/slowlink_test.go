@@ -33,7 +33,7 @@ func TestSlowLinkUploadsLargeFiles(t *testing.T) {
 	want := map[string]string{}
 	for i := range 2 {
 		name := fmt.Sprintf("big%d.bin", i)
-		data := bytes.Repeat([]byte(fmt.Sprintf("%s/%d;", session, i)), 1536<<10)[:1536<<10] // 1.5 MiB
+		data := bytes.Repeat([]byte(fmt.Sprintf("%s/%d;", session, i)), 1536<<10/10)[:1536<<10] // 1.5 MiB
 		want[date+"/"+session+"/"+name] = writeFile(t, in, name, data)
 	}
 	start := time.Now()
