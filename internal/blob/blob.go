@@ -41,7 +41,9 @@ type Options struct {
 	BlockSize     int64
 	SinglePutSize int64
 	Concurrency   int
-	TryTimeout    time.Duration
+	// TryTimeout ends a try once no byte has moved for this long (a stall,
+	// not a wall-clock bound); zero never ends one.
+	TryTimeout time.Duration
 	// Transport lets tests route through a fault-injecting proxy; nil uses a
 	// private http.Transport that Close() can shut.
 	Transport *http.Transport
@@ -84,8 +86,10 @@ func Open(ctx context.Context, cr Credentials, o Options) (*Store, error) {
 		tr.MaxIdleConnsPerHost = 64
 	}
 	copts := &azblob.ClientOptions{}
-	copts.Transport = &http.Client{Transport: tr}
-	copts.Retry = policy.RetryOptions{TryTimeout: o.TryTimeout}
+	// The SDK's TryTimeout bounds a whole try, body included, which no large
+	// file can meet on a slow link: only the stall rule ends a try.
+	copts.Transport = &http.Client{Transport: withStallLimit(tr, o.TryTimeout)}
+	copts.Retry = policy.RetryOptions{TryTimeout: 0}
 	copts.Telemetry.Disabled = true
 
 	type attempt struct {

@@ -46,7 +46,7 @@ type Config struct {
 	AzureMaxBlockSize     int64    `env:"AZURE_MAX_BLOCK_SIZE"`
 	AzureMaxSinglePutSize int64    `env:"AZURE_MAX_SINGLE_PUT_SIZE"`
 	AzureMaxConcurrency   int      `env:"AZURE_MAX_CONCURRENCY"`
-	AzureTryTimeoutS      float64  `env:"AZURE_TRY_TIMEOUT_S" envDefault:"300"`
+	AzureTryTimeoutS      float64  `env:"AZURE_TRY_TIMEOUT_S" envDefault:"60"`
 	AzureAuthTimeoutS     float64  `env:"AZURE_AUTH_TIMEOUT_S" envDefault:"30"`
 	NFSIncomingDir        string   `env:"NFS_INCOMING_DIR" envDefault:"/mnt/nfs/incoming"`
 	NFSProcessingRoot     string   `env:"NFS_PROCESSING_ROOT" envDefault:"/mnt/nfs/.processing"`
@@ -270,7 +270,8 @@ func (c Config) RetryMax() time.Duration { return seconds(c.RetryMaxS) }
 // SessionLease is APP_SESSION_LEASE_S.
 func (c Config) SessionLease() time.Duration { return seconds(c.SessionLeaseS) }
 
-// AzureTryTimeout is APP_AZURE_TRY_TIMEOUT_S.
+// AzureTryTimeout is APP_AZURE_TRY_TIMEOUT_S: a try to Azure that moves no
+// byte for this long is abandoned (and retried); a long but moving one is not.
 func (c Config) AzureTryTimeout() time.Duration { return seconds(c.AzureTryTimeoutS) }
 
 // AzureAuthTimeout is APP_AZURE_AUTH_TIMEOUT_S.

@@ -1,5 +1,6 @@
 // Package faultproxy is a reverse proxy for tests that sits between the
-// service and Azurite and injects failures into chosen requests.
+// service and Azurite, injects failures into chosen requests and can cap
+// the bandwidth of request bodies like a slow site uplink.
 package faultproxy
 
 import (
@@ -44,6 +45,7 @@ type Proxy struct {
 	mu      sync.Mutex
 	rule    Rule
 	release chan struct{}
+	link    link
 
 	// Latency is how long Slow waits.
 	Latency time.Duration
@@ -118,6 +120,9 @@ func (p *Proxy) Close() {
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.Requests.Add(1)
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = pacedBody{ReadCloser: r.Body, l: &p.link}
+	}
 	p.mu.Lock()
 	rule, release := p.rule, p.release
 	p.mu.Unlock()
