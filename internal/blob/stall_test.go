@@ -52,7 +52,7 @@ func TestSlowPutOutlastsTryTimeout(t *testing.T) {
 	data := bytes.Repeat([]byte("slow link "), 500<<10)
 	sum := md5.Sum(data)
 	start := time.Now()
-	confirmed, err := s.Put(context.Background(), "slow.bin", bytes.NewReader(data), int64(len(data)), sum[:])
+	confirmed, err := s.Put(context.Background(), "slow.bin", bytes.NewReader(data), int64(len(data)), sum[:], nil)
 	took := time.Since(start)
 	t.Logf("%d bytes at 1 MiB/s with a %v stall limit: %v, %d PUT(s)", len(data), limit, took, puts.Load())
 	if err != nil || !confirmed {
