@@ -181,9 +181,12 @@ func TestVanishedFileIsNotTakenForAnOlderBlob(t *testing.T) {
 	s, f := fuseSvc(t)
 	s.start()
 	in, date := s.startSession("vanish")
-	v1 := []byte("version 1")
-	waitBlobsContain(t, s.container(), date+"/vanish/v.bin", writeFile(t, in, "v.bin", v1))
-	s.waitNFSEmpty("vanish")
+	// The older version is put in the container directly: uploading it through
+	// the mount first could let v2 reuse v1's inode, which the fault rules
+	// then no longer know by name.
+	if _, err := azc.UploadBuffer(context.Background(), s.container(), date+"/vanish/v.bin", []byte("version 1"), nil); err != nil {
+		t.Fatal(err)
+	}
 	release := f.Hang(nfsfault.Open, "v.bin")
 	writeFile(t, in, "v.bin", []byte("version 2, gone before it was read"))
 	eventually(t, 20*time.Second, "open of the claimed file held", func() bool { return f.Hung() > 0 })
