@@ -23,6 +23,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/edge/nfs-watcher-uploader/internal/failure"
+	"github.com/edge/nfs-watcher-uploader/internal/object"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -224,18 +225,19 @@ func (s *Store) BlockSize(size int64) int64 {
 // returns it. A block list is not confirmed: Verify it.
 //
 // A container deleted while the service runs is created again.
-func (s *Store) Put(ctx context.Context, name string, src io.ReaderAt, size int64, md5sum []byte, blockCRC []uint64) (confirmed bool, err error) {
-	confirmed, err = s.put(ctx, name, src, size, md5sum, blockCRC)
+func (s *Store) Put(ctx context.Context, o object.Object) (confirmed bool, err error) {
+	confirmed, err = s.put(ctx, o)
 	if bloberror.HasCode(err, bloberror.ContainerNotFound) {
 		if cerr := ensureContainer(ctx, s.c); cerr != nil {
 			return false, classify(fmt.Errorf("container is gone and cannot be created again: %w", cerr))
 		}
-		confirmed, err = s.put(ctx, name, src, size, md5sum, blockCRC)
+		confirmed, err = s.put(ctx, o)
 	}
 	return confirmed, classify(err)
 }
 
-func (s *Store) put(ctx context.Context, name string, src io.ReaderAt, size int64, md5sum []byte, blockCRC []uint64) (bool, error) {
+func (s *Store) put(ctx context.Context, o object.Object) (bool, error) {
+	name, src, size, md5sum, blockCRC := o.Name, o.Src, o.Size, o.MD5, o.BlockCRC
 	bb := s.c.NewBlockBlobClient(name)
 	headers := &blob.HTTPHeaders{BlobContentMD5: md5sum}
 	blockSize := s.BlockSize(size)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/edge/nfs-watcher-uploader/internal/azurite"
 	"github.com/edge/nfs-watcher-uploader/internal/faultproxy"
+	"github.com/edge/nfs-watcher-uploader/internal/object"
 )
 
 var az *azurite.Server
@@ -52,7 +53,7 @@ func TestVerifyRejectsAMismatch(t *testing.T) {
 	ctx := context.Background()
 	data := []byte("the real bytes")
 	sum := md5.Sum(data)
-	confirmed, err := s.Put(ctx, "a", bytes.NewReader(data), int64(len(data)), sum[:], nil)
+	confirmed, err := s.Put(ctx, object.Object{Name: "a", Src: bytes.NewReader(data), Size: int64(len(data)), MD5: sum[:]})
 	if err != nil || !confirmed {
 		t.Fatalf("single put: confirmed %v, %v", confirmed, err)
 	}
@@ -92,11 +93,11 @@ func TestBlockUploadResumesStagedBlocks(t *testing.T) {
 		}
 		return faultproxy.Pass
 	})
-	if _, err := s.Put(ctx, "big", bytes.NewReader(data), int64(len(data)), sum[:], blockCRCs(data, 1024)); err == nil {
+	if _, err := s.Put(ctx, object.Object{Name: "big", Src: bytes.NewReader(data), Size: int64(len(data)), MD5: sum[:], BlockCRC: blockCRCs(data, 1024)}); err == nil {
 		t.Fatal("first attempt should fail")
 	}
 	first := puts.Load()
-	if confirmed, err := s.Put(ctx, "big", bytes.NewReader(data), int64(len(data)), sum[:], blockCRCs(data, 1024)); err != nil || confirmed {
+	if confirmed, err := s.Put(ctx, object.Object{Name: "big", Src: bytes.NewReader(data), Size: int64(len(data)), MD5: sum[:], BlockCRC: blockCRCs(data, 1024)}); err != nil || confirmed {
 		t.Fatalf("block list: confirmed %v (must be verified by read-back), %v", confirmed, err)
 	}
 	// Second attempt: blocks 5..9 and the commit; never blocks 0..4 again.
@@ -143,7 +144,7 @@ func TestChangedSourceIsNeverCommitted(t *testing.T) {
 	crcs := blockCRCs(hashed, 1024)
 	rewritten := bytes.Clone(hashed)
 	copy(rewritten[2048:], "REWRITTEN")
-	_, err := s.Put(ctx, "mixed", bytes.NewReader(rewritten), int64(len(rewritten)), sum[:], crcs)
+	_, err := s.Put(ctx, object.Object{Name: "mixed", Src: bytes.NewReader(rewritten), Size: int64(len(rewritten)), MD5: sum[:], BlockCRC: crcs})
 	if !bloberror.HasCode(err, bloberror.CRC64Mismatch) {
 		t.Fatalf("put of changed bytes: %v, want CRC64Mismatch", err)
 	}
@@ -151,7 +152,7 @@ func TestChangedSourceIsNeverCommitted(t *testing.T) {
 		t.Fatalf("a blob was committed from changed bytes: %v", err)
 	}
 	// The same call with the hashed bytes goes through.
-	if _, err := s.Put(ctx, "mixed", bytes.NewReader(hashed), int64(len(hashed)), sum[:], crcs); err != nil {
+	if _, err := s.Put(ctx, object.Object{Name: "mixed", Src: bytes.NewReader(hashed), Size: int64(len(hashed)), MD5: sum[:], BlockCRC: crcs}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Verify(ctx, "mixed", int64(len(hashed)), sum[:]); err != nil {
@@ -187,7 +188,7 @@ func TestDeletedContainerIsCreatedAgain(t *testing.T) {
 		if s.BlockSize(int64(size)) > 0 {
 			crcs = blockCRCs(data, 1024)
 		}
-		if _, err := s.Put(ctx, "again", bytes.NewReader(data), int64(size), sum[:], crcs); err != nil {
+		if _, err := s.Put(ctx, object.Object{Name: "again", Src: bytes.NewReader(data), Size: int64(size), MD5: sum[:], BlockCRC: crcs}); err != nil {
 			t.Fatalf("size %d: %v", size, err)
 		}
 		if err := s.Verify(ctx, "again", int64(size), sum[:]); err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/edge/nfs-watcher-uploader/internal/faultproxy"
+	"github.com/edge/nfs-watcher-uploader/internal/object"
 )
 
 // openLimited opens a Store on endpoint whose tries end after limit without
@@ -52,7 +53,7 @@ func TestSlowPutOutlastsTryTimeout(t *testing.T) {
 	data := bytes.Repeat([]byte("slow link "), 500<<10)
 	sum := md5.Sum(data)
 	start := time.Now()
-	confirmed, err := s.Put(context.Background(), "slow.bin", bytes.NewReader(data), int64(len(data)), sum[:], nil)
+	confirmed, err := s.Put(context.Background(), object.Object{Name: "slow.bin", Src: bytes.NewReader(data), Size: int64(len(data)), MD5: sum[:]})
 	took := time.Since(start)
 	t.Logf("%d bytes at 1 MiB/s with a %v stall limit: %v, %d PUT(s)", len(data), limit, took, puts.Load())
 	if err != nil || !confirmed {

@@ -5,9 +5,10 @@ package pipeline
 
 import (
 	"context"
-	"io"
 	"path/filepath"
 	"time"
+
+	"github.com/edge/nfs-watcher-uploader/internal/object"
 )
 
 // Store is the blob service as the pipeline needs it.
@@ -15,12 +16,11 @@ type Store interface {
 	// BlockSize is the block size Put uses for a file of size bytes; 0
 	// means one request carries the whole file.
 	BlockSize(size int64) int64
-	// Put uploads size bytes of src under name, replacing any older blob.
-	// blockCRC holds the CRC64 of each block (as BlockSize cuts them),
-	// computed in the same pass as md5sum: the service refuses any block
-	// whose bytes differ, so a blob never mixes bytes that were not hashed.
-	// confirmed means the service proved the stored bytes have md5sum.
-	Put(ctx context.Context, name string, src io.ReaderAt, size int64, md5sum []byte, blockCRC []uint64) (confirmed bool, err error)
+	// Put uploads o, replacing any older blob of its name. The service
+	// refuses any block whose bytes differ from o.BlockCRC, so a blob never
+	// mixes bytes that were not hashed. confirmed means the service proved
+	// the stored bytes have o.MD5.
+	Put(ctx context.Context, o object.Object) (confirmed bool, err error)
 	// Verify fails unless the stored blob has this size and MD5.
 	Verify(ctx context.Context, name string, size int64, md5sum []byte) error
 }

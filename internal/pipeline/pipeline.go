@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/edge/nfs-watcher-uploader/internal/failure"
+	"github.com/edge/nfs-watcher-uploader/internal/object"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -345,7 +346,10 @@ func (p *Pipeline) upload(ctx context.Context, it *Item) (int64, time.Duration, 
 	start := time.Now()
 	err = p.span(ctx, "upload", func(ctx context.Context) error {
 		trace.SpanFromContext(ctx).SetAttributes(attribute.Int64("file.size", src.size))
-		confirmed, err := p.store.Put(ctx, it.Key(), src.r, src.size, src.md5, src.blockCRC)
+		confirmed, err := p.store.Put(ctx, object.Object{
+			Name: it.Key(), Src: src.r, Size: src.size, MD5: src.md5, BlockCRC: src.blockCRC,
+			Session: it.Session, Date: it.Date, Mtime: time.Unix(0, src.sig.Mtime).UTC(),
+		})
 		if err != nil {
 			return err
 		}
