@@ -19,17 +19,18 @@ func benign(err error) bool {
 	return errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ESTALE)
 }
 
-// claim moves incoming/<s>/<name> to .processing/<d>/<s>/<name> with one
+// claim moves incoming/<s>/<path> to .processing/<d>/<s>/<path> with one
 // rename on the same filesystem: atomic, so the file is either still the
 // producer's or wholly ours. It never replaces a file already in
 // .processing (that one is in flight and not yet uploaded).
 func (p *Pipeline) claim(ctx context.Context, it *Item) error {
 	src := filepath.Join(p.opts.Layout.IncomingDir(it.Session), it.Name)
-	dir := p.opts.Layout.ProcessingDir(it.Date, it.Session)
-	dst := filepath.Join(dir, it.Name)
+	dst := p.processingPath(it)
+	dir := filepath.Dir(dst)
 	err := renameNoReplace(src, dst)
 	if errors.Is(err, os.ErrNotExist) {
-		// The processing folder may have been removed by GC; recreate and retry once.
+		// The processing folder (or the file's sub-folder) is missing: new,
+		// or removed by the GC when it emptied; create it and retry once.
 		if _, serr := os.Lstat(src); serr == nil {
 			if merr := os.MkdirAll(dir, 0o755); merr != nil {
 				return fmt.Errorf("create %s: %w", dir, merr)

@@ -15,10 +15,9 @@ import (
 // MD5, and only if the claimed file still is what was uploaded: bytes a
 // writer appended after the copy would otherwise be deleted unuploaded.
 func (p *Pipeline) complete(ctx context.Context, it *Item, src *source) error {
-	l := p.opts.Layout
-	done := l.DoneDir(it.Date, it.Session)
 	from := p.processingPath(it)
-	to := filepath.Join(done, it.Name)
+	to := filepath.Join(p.opts.Layout.DoneDir(it.Date, it.Session), it.Name)
+	done := filepath.Dir(to)
 	if err := sameFile(from, src.sig, true); err != nil {
 		return err
 	}

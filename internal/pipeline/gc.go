@@ -40,6 +40,7 @@ func (p *Pipeline) GC(ctx context.Context, keep func(date, session string) bool)
 					deleted += n
 					note(err)
 				}
+				pruneEmpty(sdir)
 				if !keep(d.Name(), s.Name()) {
 					_ = os.Remove(done) // fails while not empty: fine
 					_ = os.Remove(sdir)
@@ -52,8 +53,9 @@ func (p *Pipeline) GC(ctx context.Context, keep func(date, session string) bool)
 	return deleted, firstErr
 }
 
-// deleteCompleted deletes the files of one .done folder; their blobs are
-// confirmed. A file that cannot be deleted is tried again at the next run.
+// deleteCompleted deletes the files below one .done folder, at any depth,
+// and the folders they leave empty; their blobs are confirmed. A file that
+// cannot be deleted is tried again at the next run.
 func (p *Pipeline) deleteCompleted(ctx context.Context, session, done string) (int, error) {
 	files, err := os.ReadDir(done)
 	if err != nil {
@@ -62,7 +64,17 @@ func (p *Pipeline) deleteCompleted(ctx context.Context, session, done string) (i
 	deleted := 0
 	var firstErr error
 	for _, f := range files {
-		err := os.Remove(filepath.Join(done, f.Name()))
+		path := filepath.Join(done, f.Name())
+		if f.IsDir() {
+			n, err := p.deleteCompleted(ctx, session, path)
+			deleted += n
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			_ = os.Remove(path) // fails while not empty: fine
+			continue
+		}
+		err := os.Remove(path)
 		switch {
 		case err == nil:
 			deleted++
@@ -75,4 +87,21 @@ func (p *Pipeline) deleteCompleted(ctx context.Context, session, done string) (i
 		}
 	}
 	return deleted, firstErr
+}
+
+// pruneEmpty removes the empty sub-folders below dir (not dir itself):
+// the service made them for nested files that are gone now. A claim that
+// loses its folder to this recreates it.
+func pruneEmpty(dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if e.IsDir() && e.Name() != DoneDirName {
+			sub := filepath.Join(dir, e.Name())
+			pruneEmpty(sub)
+			_ = os.Remove(sub) // fails while not empty: fine
+		}
+	}
 }

@@ -68,24 +68,47 @@ func (p *Pipeline) unfinished(ctx context.Context) ([]*Item, error) {
 				continue
 			}
 			dir := filepath.Join(root, d.Name(), s.Name())
-			files, err := os.ReadDir(dir)
-			if err != nil {
-				p.unreadable(ctx, dir, err)
-				continue
-			}
-			for _, f := range files {
-				if !f.Type().IsRegular() || f.Name()[0] == '.' {
-					continue
-				}
-				it := &Item{Session: s.Name(), Date: d.Name(), Name: f.Name(), Claimed: true, Found: now}
+			p.walkUnfinished(ctx, dir, "", 0, func(rel string) {
+				it := &Item{Session: s.Name(), Date: d.Name(), Name: rel, Claimed: true, Found: now}
 				if p.Reserve(it) {
 					items = append(items, it)
 				}
-			}
+			})
 		}
 	}
 	return items, nil
 }
+
+// walkUnfinished calls found with the path (below a session's processing
+// folder) of every regular file there, at any depth, outside .done and
+// other dot folders.
+func (p *Pipeline) walkUnfinished(ctx context.Context, dir, rel string, depth int, found func(rel string)) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		p.unreadable(ctx, dir, err)
+		return
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if name[0] == '.' {
+			continue
+		}
+		relName := name
+		if rel != "" {
+			relName = rel + "/" + name
+		}
+		switch {
+		case e.IsDir() && depth < maxDepth:
+			p.walkUnfinished(ctx, filepath.Join(dir, name), relName, depth+1, found)
+		case e.Type().IsRegular():
+			found(relName)
+		}
+	}
+}
+
+// maxDepth bounds how deep the processing folders are walked: the watcher
+// never claims from deeper than 32 folders.
+const maxDepth = 64
 
 func (p *Pipeline) unreadable(ctx context.Context, dir string, err error) {
 	if errors.Is(err, os.ErrNotExist) {

@@ -272,6 +272,12 @@ func copyHashed(in *os.File, before Sig, srcPath, dstPath string, block int64) (
 		return nil, fmt.Errorf("create staging folder: %w", err)
 	}
 	out, err := os.OpenFile(dstPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if errors.Is(err, os.ErrNotExist) {
+		// The GC removed the folder as it emptied; make it again once.
+		if err = os.MkdirAll(filepath.Dir(dstPath), 0o755); err == nil {
+			out, err = os.OpenFile(dstPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("create staging copy: %w", err)
 	}

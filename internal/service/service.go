@@ -21,6 +21,7 @@ import (
 // Options for the service.
 type Options struct {
 	Extensions map[string]bool
+	Exclude    []string
 	MinAge     time.Duration
 	Poll       time.Duration
 	GCInterval time.Duration
@@ -264,7 +265,7 @@ func (s *Service) watch(st session.State, ls *lease.Lease) {
 	a := &active{st: st, lease: ls, cancel: cancel, done: make(chan struct{})}
 	w := &watch.Watcher{
 		Dir: s.layout().IncomingDir(st.Session), Session: st.Session, Date: st.DatePrefix,
-		Extensions: s.opts.Extensions, MinAge: s.opts.MinAge, Poll: s.opts.Poll,
+		Extensions: s.opts.Extensions, Exclude: s.opts.Exclude, MinAge: s.opts.MinAge, Poll: s.opts.Poll,
 		Sink: s.pipe, Stats: s.pipe.Stats(), Log: s.log,
 	}
 	go func() {

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -33,6 +34,7 @@ type Watcher struct {
 	Session    string
 	Date       string
 	Extensions map[string]bool // nil: every name
+	Exclude    []string        // glob patterns on base names: left in place, not reported
 	MinAge     time.Duration
 	Poll       time.Duration
 	Sink       Sink
@@ -80,97 +82,160 @@ func (w *Watcher) Run(ctx context.Context) {
 	}
 }
 
-// ScanOnce reads the folder once and offers every file whose signature
-// (size, mtime, ctime, inode) has stayed the same for at least MinAge, as
-// measured on this process's own clock, and on at least two polls. The
-// file's timestamps only tell whether it changed, never how old it is: the
-// producer's or NFS server's clock may be minutes or years off.
+// Limits of what can become a blob name: Azure's 1,024 characters and
+// path segments of at most 254; folders deeper than MaxDepth are not entered.
+const (
+	MaxDepth       = 32
+	maxBlobName    = 1024
+	maxSegmentName = 254
+)
+
+// scan is the state of one poll.
+type scan struct {
+	start   time.Time
+	now     time.Duration
+	cur     map[string]seen
+	skipped map[string]pipeline.Skipped
+	entries int
+}
+
+// ScanOnce walks the session folder once (sub-folders too, up to MaxDepth)
+// and offers every regular file whose signature (size, mtime, ctime, inode)
+// has stayed the same for at least MinAge, as measured on this process's
+// own clock, and on at least two polls. The file's timestamps only tell
+// whether it changed, never how old it is: the producer's or NFS server's
+// clock may be minutes or years off.
 func (w *Watcher) ScanOnce(ctx context.Context) error {
 	start := time.Now()
 	if w.prev == nil {
 		w.prev = map[string]seen{}
 		w.epoch = start
 	}
-	f, err := os.Open(w.Dir)
+	sc := &scan{start: start, now: time.Since(w.epoch), cur: make(map[string]seen, len(w.prev)), skipped: map[string]pipeline.Skipped{}}
+	if err := w.scanDir(ctx, sc, w.Dir, "", 0); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	w.prev = sc.cur
+	w.skipped = sc.skipped
+	w.Stats.SetSkipped(w.prefix(), sc.skipped)
+	w.Stats.Observer().ScanDone(ctx, w.Session, time.Since(start), sc.entries)
+	return nil
+}
+
+// scanDir reads one folder; rel is its path below the session folder.
+// Only the session folder itself failing fails the scan: a sub-folder that
+// cannot be read is logged and tried again at the next poll.
+func (w *Watcher) scanDir(ctx context.Context, sc *scan, dir, rel string, depth int) error {
+	f, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("open %s: %w", w.Dir, err)
+		return fmt.Errorf("open %s: %w", dir, err)
 	}
 	entries, err := f.ReadDir(-1)
 	f.Close()
 	if err != nil {
-		return fmt.Errorf("read %s: %w", w.Dir, err)
+		return fmt.Errorf("read %s: %w", dir, err)
 	}
-	cur := make(map[string]seen, len(w.prev))
-	skipped := map[string]pipeline.Skipped{}
-	now := time.Since(w.epoch)
+	sc.entries += len(entries)
 	for _, e := range entries {
+		if ctx.Err() != nil {
+			return nil
+		}
 		name := e.Name()
 		if name[0] == '.' {
-			// Producers' temp files (rsync's .name.XXXX) are renamed into place when done.
+			// Producers' temp files and folders (rsync's .name.XXXX) are
+			// renamed into place when done.
 			continue
 		}
-		if reason := rejectReason(name, e.Type()); reason != "" {
-			w.skip(ctx, skipped, name, reason)
+		relName := name
+		if rel != "" {
+			relName = rel + "/" + name
+		}
+		if reason := w.rejectReason(relName, name, e.Type(), depth); reason != "" {
+			w.skip(ctx, sc.skipped, relName, reason)
 			continue
 		}
-		if w.Extensions != nil && !w.Extensions[filepath.Ext(name)] {
-			continue
-		}
-		it := &pipeline.Item{Session: w.Session, Date: w.Date, Name: name}
-		if w.Sink.Pending(it.Key()) {
-			// An earlier file of this name is in flight; this one must be
-			// seen stable again after that one is done.
-			continue
-		}
-		info, err := e.Info()
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESTALE) {
-				continue
-			}
-			w.Log.WarnContext(ctx, "cannot stat incoming file", "session", w.Session, "file", name,
-				"step", "scan", "error", err.Error())
-			continue
-		}
-		if !info.Mode().IsRegular() {
-			// Replaced by something else between readdir and lstat.
-			continue
-		}
-		s := pipeline.SigOf(info)
-		prev, ok := w.prev[name]
-		if !ok || prev.sig != s {
-			cur[name] = seen{sig: s, since: now}
-			continue
-		}
-		if now-prev.since >= w.MinAge {
-			it.Found = start
-			if !w.Sink.Offer(ctx, it) && ctx.Err() != nil {
-				return nil
+		if e.IsDir() {
+			if err := w.scanDir(ctx, sc, filepath.Join(dir, name), relName, depth+1); err != nil && !gone(err) {
+				w.Log.WarnContext(ctx, "cannot read an incoming folder; tried again at the next poll", "session", w.Session,
+					"file", displayName(relName), "step", "scan", "error", err.Error())
 			}
 			continue
 		}
-		cur[name] = prev
+		if w.Extensions != nil && !w.Extensions[filepath.Ext(name)] || w.excluded(name) {
+			continue
+		}
+		w.consider(ctx, sc, e, relName)
 	}
-	w.prev = cur
-	w.skipped = skipped
-	w.Stats.SetSkipped(w.prefix(), skipped)
-	w.Stats.Observer().ScanDone(ctx, w.Session, time.Since(start), len(entries))
 	return nil
+}
+
+// consider offers one regular file once it has been still long enough.
+func (w *Watcher) consider(ctx context.Context, sc *scan, e fs.DirEntry, relName string) {
+	it := &pipeline.Item{Session: w.Session, Date: w.Date, Name: relName}
+	if w.Sink.Pending(it.Key()) {
+		// An earlier file of this name is in flight; this one must be
+		// seen stable again after that one is done.
+		return
+	}
+	info, err := e.Info()
+	if err != nil {
+		if !gone(err) {
+			w.Log.WarnContext(ctx, "cannot stat incoming file", "session", w.Session, "file", relName,
+				"step", "scan", "error", err.Error())
+		}
+		return
+	}
+	if !info.Mode().IsRegular() {
+		return // replaced by something else between readdir and lstat
+	}
+	s := pipeline.SigOf(info)
+	prev, ok := w.prev[relName]
+	if !ok || prev.sig != s {
+		sc.cur[relName] = seen{sig: s, since: sc.now}
+		return
+	}
+	if sc.now-prev.since >= w.MinAge {
+		it.Found = sc.start
+		w.Sink.Offer(ctx, it)
+		return
+	}
+	sc.cur[relName] = prev
+}
+
+func gone(err error) bool { return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESTALE) }
+
+func (w *Watcher) excluded(name string) bool {
+	for _, pat := range w.Exclude {
+		if ok, _ := path.Match(pat, name); ok {
+			return true
+		}
+	}
+	return false
 }
 
 func (w *Watcher) prefix() string { return pipeline.BlobName(w.Date, w.Session, "") }
 
-func rejectReason(name string, mode fs.FileMode) string {
+func (w *Watcher) rejectReason(relName, name string, mode fs.FileMode, depth int) string {
 	switch {
 	case !utf8.ValidString(name):
 		return "name is not valid UTF-8, which a blob name cannot hold; rename the file"
 	case hasControl(name):
 		return "name holds control characters (such as a newline), which Azure refuses in blob names; rename the file"
 	case mode&fs.ModeSymlink != 0:
-		return "symbolic link: only regular files are uploaded"
+		return "symbolic link: only regular files are uploaded, and links to folders are never followed"
+	case utf8.RuneCountInString(name) > maxSegmentName:
+		return fmt.Sprintf("name is longer than the %d characters Azure allows in one part of a blob name", maxSegmentName)
+	case mode.IsDir() && depth+1 > MaxDepth:
+		return fmt.Sprintf("folder deeper than %d levels below the session folder: not entered", MaxDepth)
 	case mode.IsDir():
-		return "folder: only regular files directly in the session folder are uploaded"
+		return ""
 	case !mode.IsRegular():
 		return "not a regular file (FIFO, socket or device)"
+	case utf8.RuneCountInString(pipeline.BlobName(w.Date, w.Session, relName)) > maxBlobName:
+		return fmt.Sprintf("blob name would be longer than the %d characters Azure allows", maxBlobName)
 	}
 	return ""
 }

@@ -73,3 +73,43 @@ func BenchmarkScan100k(b *testing.B) {
 	b.ReportMetric(retained, "retained-B/entry")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e6, "ms/poll")
 }
+
+// BenchmarkScanNested100k is one poll of 100,000 files spread over 1,000
+// folders (100 each), the layout of cameras writing a folder per hour.
+func BenchmarkScanNested100k(b *testing.B) {
+	const folders, per = 1000, 100
+	dir := filepath.Join(os.TempDir(), "nwu-scan-nested")
+	if fi, err := os.ReadDir(dir); err != nil || len(fi) != folders {
+		_ = os.RemoveAll(dir)
+		for f := range folders {
+			sub := filepath.Join(dir, fmt.Sprintf("cam-%d", f%10), fmt.Sprintf("hour-%03d", f))
+			if err := os.MkdirAll(sub, 0o755); err != nil {
+				b.Fatal(err)
+			}
+			for i := range per {
+				if err := os.WriteFile(filepath.Join(sub, fmt.Sprintf("frame-%03d.jpg", i)), nil, 0o644); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	w := &Watcher{
+		Dir: dir, Session: "bench", Date: "20260101", MinAge: time.Hour, Poll: time.Second,
+		Sink: &countSink{}, Stats: pipeline.NewStats(nil), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	ctx := context.Background()
+	if err := w.ScanOnce(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if len(w.prev) != folders*per {
+		b.Fatalf("scan saw %d files, want %d", len(w.prev), folders*per)
+	}
+	b.ResetTimer()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := w.ScanOnce(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e6, "ms/poll")
+}

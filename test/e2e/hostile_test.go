@@ -173,8 +173,8 @@ func TestHostileInputs(t *testing.T) {
 			l.(*net.UnixListener).SetUnlinkOnClose(false)
 			l.Close()
 		}),
-		leftInPlace("a-folder", "folder", func(t *testing.T, p string, _ *hostileEnv) {
-			if err := os.MkdirAll(filepath.Join(p, "inner"), 0o755); err != nil {
+		leftInPlace(strings.Repeat("N", 255), "longer than the 254 characters", func(t *testing.T, p string, _ *hostileEnv) {
+			if err := os.WriteFile(p, []byte("one part of the blob name too long for Azure"), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}),
@@ -205,7 +205,7 @@ func TestHostileInputs(t *testing.T) {
 		uploaded("  spaces  .txt", []byte("spaces")),
 		uploaded("日本語-ñ.bin", []byte("unicode")),
 		uploaded("empty.dat", nil),
-		uploaded(strings.Repeat("L", 255), []byte("longest name a Linux folder holds")),
+		uploaded(strings.Repeat("L", 254), []byte("longest name part Azure takes")),
 		{name: "multi-GB sparse file", setup: func(t *testing.T, e *hostileEnv) {
 			// Made elsewhere and renamed in, as a producer finishing a file would.
 			tmp := filepath.Join(e.outside, "sparse.img")
