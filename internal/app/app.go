@@ -144,7 +144,7 @@ func (b *boot) run(ctx context.Context, cfg config.Config, layout pipeline.Layou
 		AccountName: cfg.AzureAccountName, AccountKey: cfg.AzureAccountKey, AuthTimeout: cfg.AzureAuthTimeout(),
 	}, blob.Options{
 		Container: cfg.AzureContainer, BlockSize: cfg.AzureMaxBlockSize, SinglePutSize: cfg.AzureMaxSinglePutSize,
-		Concurrency: cfg.AzureMaxConcurrency, TryTimeout: cfg.AzureTryTimeout(),
+		Concurrency: cfg.AzureMaxConcurrency, TryTimeout: cfg.AzureTryTimeout(), AccessTier: cfg.AccessTier(), Tags: cfg.BlobTags(),
 	})
 	if err != nil {
 		if ctx.Err() == nil {
@@ -175,7 +175,7 @@ func (b *boot) run(ctx context.Context, cfg config.Config, layout pipeline.Layou
 		holder = layout.Processing
 	}
 	svc := service.New(ctx, service.Options{
-		Extensions: cfg.Extensions(), MinAge: cfg.MinFileAge(), Poll: cfg.PollInterval(), GCInterval: cfg.GCInterval(),
+		Extensions: cfg.Extensions(), Exclude: cfg.FileExclude(), MinAge: cfg.MinFileAge(), Poll: cfg.PollInterval(), GCInterval: cfg.GCInterval(),
 		Leases: lease.NewManager(layout.Incoming, holder, cfg.SessionLease()),
 	}, pipe, log)
 

@@ -22,6 +22,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/edge/nfs-watcher-uploader/internal/contenttype"
 	"github.com/edge/nfs-watcher-uploader/internal/failure"
 	"github.com/edge/nfs-watcher-uploader/internal/object"
 	"golang.org/x/sync/errgroup"
@@ -45,6 +46,12 @@ type Options struct {
 	// TryTimeout ends a try once no byte has moved for this long (a stall,
 	// not a wall-clock bound); zero never ends one.
 	TryTimeout time.Duration
+	// AccessTier is set on every blob ("Hot", "Cool", "Cold", "Archive");
+	// empty keeps the account default.
+	AccessTier string
+	// Tags are blob index tags put on every blob; {session} and {date} in a
+	// value expand to the object's session and date prefix.
+	Tags map[string]string
 	// Transport lets tests route through a fault-injecting proxy; nil uses a
 	// private http.Transport that Close() can shut.
 	Transport *http.Transport
@@ -239,11 +246,16 @@ func (s *Store) Put(ctx context.Context, o object.Object) (confirmed bool, err e
 func (s *Store) put(ctx context.Context, o object.Object) (bool, error) {
 	name, src, size, md5sum, blockCRC := o.Name, o.Src, o.Size, o.MD5, o.BlockCRC
 	bb := s.c.NewBlockBlobClient(name)
-	headers := &blob.HTTPHeaders{BlobContentMD5: md5sum}
+	contentType := contenttype.ForName(name)
+	headers := &blob.HTTPHeaders{BlobContentMD5: md5sum, BlobContentType: &contentType}
+	meta, tier, tags := s.properties(o)
 	blockSize := s.BlockSize(size)
 	if blockSize == 0 {
 		resp, err := bb.Upload(ctx, nopCloser{io.NewSectionReader(src, 0, size)}, &blockblob.UploadOptions{
 			HTTPHeaders:             headers,
+			Metadata:                meta,
+			Tier:                    tier,
+			Tags:                    tags,
 			TransactionalValidation: blob.TransferValidationTypeMD5(md5sum),
 		})
 		if err != nil {
@@ -294,8 +306,35 @@ func (s *Store) put(ctx context.Context, o object.Object) (bool, error) {
 	if err := g.Wait(); err != nil {
 		return false, err
 	}
-	_, err := bb.CommitBlockList(ctx, ids, &blockblob.CommitBlockListOptions{HTTPHeaders: headers})
+	_, err := bb.CommitBlockList(ctx, ids, &blockblob.CommitBlockListOptions{
+		HTTPHeaders: headers, Metadata: meta, Tier: tier, Tags: tags,
+	})
 	return false, err
+}
+
+// MtimeFormat is how metadata "mtime" holds the source's modification time:
+// rclone's format (RFC 3339, nanoseconds, UTC), so rclone reads it back.
+const MtimeFormat = "2006-01-02T15:04:05.999999999Z07:00"
+
+// properties gives the metadata, tier and index tags every blob carries.
+func (s *Store) properties(o object.Object) (map[string]*string, *blob.AccessTier, map[string]string) {
+	mtime := o.Mtime.UTC().Format(MtimeFormat)
+	session := o.Session
+	meta := map[string]*string{"mtime": &mtime, "session": &session}
+	var tier *blob.AccessTier
+	if s.opts.AccessTier != "" {
+		t := blob.AccessTier(s.opts.AccessTier)
+		tier = &t
+	}
+	var tags map[string]string
+	if len(s.opts.Tags) > 0 {
+		expand := strings.NewReplacer("{session}", o.Session, "{date}", o.Date)
+		tags = make(map[string]string, len(s.opts.Tags))
+		for k, v := range s.opts.Tags {
+			tags[k] = expand.Replace(v)
+		}
+	}
+	return meta, tier, tags
 }
 
 // blockTries bounds how often one block is sent after checksum mismatches.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path"
 	"reflect"
 	"sort"
 	"strings"
@@ -48,6 +49,8 @@ type Config struct {
 	AzureMaxConcurrency   int      `env:"AZURE_MAX_CONCURRENCY"`
 	AzureTryTimeoutS      float64  `env:"AZURE_TRY_TIMEOUT_S" envDefault:"60"`
 	AzureAuthTimeoutS     float64  `env:"AZURE_AUTH_TIMEOUT_S" envDefault:"30"`
+	AzureAccessTier       string   `env:"AZURE_ACCESS_TIER"`
+	AzureBlobTags         string   `env:"AZURE_BLOB_TAGS"`
 	NFSIncomingDir        string   `env:"NFS_INCOMING_DIR" envDefault:"/mnt/nfs/incoming"`
 	NFSProcessingRoot     string   `env:"NFS_PROCESSING_ROOT" envDefault:"/mnt/nfs/.processing"`
 	LocalStagingRoot      string   `env:"LOCAL_STAGING_ROOT" envDefault:"/mnt/staging"`
@@ -56,6 +59,7 @@ type Config struct {
 	PollIntervalS         float64  `env:"POLL_INTERVAL_S" envDefault:"2"`
 	MinFileAgeS           float64  `env:"MIN_FILE_AGE_S" envDefault:"5"`
 	FileExtensions        []string `env:"FILE_EXTENSIONS" envSeparator:","`
+	FileExcludePatterns   []string `env:"FILE_EXCLUDE" envSeparator:","`
 	MaxQueueSize          int      `env:"MAX_QUEUE_SIZE" envDefault:"2000"`
 	WorkerConcurrency     int      `env:"WORKER_CONCURRENCY" envDefault:"4"`
 	GCIntervalS           float64  `env:"GC_INTERVAL_S" envDefault:"30"`
@@ -226,6 +230,19 @@ func (c *Config) validate(p map[string]string) {
 	if c.HTTPAddr == "" {
 		set("HTTP_ADDR", "must not be empty")
 	}
+	if _, ok := accessTiers[strings.ToLower(c.AzureAccessTier)]; !ok {
+		set("AZURE_ACCESS_TIER", fmt.Sprintf("unknown tier %q (want Hot, Cool, Cold or Archive, or empty for the account default)", c.AzureAccessTier))
+	}
+	if _, err := parseBlobTags(c.AzureBlobTags); err != nil {
+		set("AZURE_BLOB_TAGS", err.Error())
+	}
+	for _, pat := range c.FileExclude() {
+		if strings.Contains(pat, "/") {
+			set("FILE_EXCLUDE", fmt.Sprintf("pattern %q contains '/': patterns match a file's base name", pat))
+		} else if _, err := path.Match(pat, ""); err != nil {
+			set("FILE_EXCLUDE", fmt.Sprintf("pattern %q: %v", pat, err))
+		}
+	}
 	for i, e := range c.FileExtensions {
 		e = strings.TrimSpace(e)
 		if e != "" && !strings.HasPrefix(e, ".") {
@@ -290,6 +307,109 @@ func (c Config) Extensions() map[string]bool {
 		m[e] = true
 	}
 	return m
+}
+
+// FileExclude is APP_FILE_EXCLUDE: glob patterns (path.Match syntax) for
+// base names that are never taken, trimmed, empty entries dropped.
+func (c Config) FileExclude() []string {
+	var out []string
+	for _, p := range c.FileExcludePatterns {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// accessTiers maps APP_AZURE_ACCESS_TIER, lowercased, to Azure's spelling;
+// empty keeps the account's default tier.
+var accessTiers = map[string]string{"": "", "hot": "Hot", "cool": "Cool", "cold": "Cold", "archive": "Archive"}
+
+// AccessTier is APP_AZURE_ACCESS_TIER as Azure spells it, or "" for the
+// account default.
+func (c Config) AccessTier() string { return accessTiers[strings.ToLower(c.AzureAccessTier)] }
+
+// BlobTags is APP_AZURE_BLOB_TAGS: index tag key -> value template, where
+// {session} and {date} are expanded per blob. Nil when unset.
+func (c Config) BlobTags() map[string]string {
+	tags, _ := parseBlobTags(c.AzureBlobTags)
+	return tags
+}
+
+// Azure's blob index tag limits.
+const (
+	maxTags        = 10
+	maxTagKeyLen   = 128
+	maxTagValueLen = 256
+)
+
+// Longest expansions of the tag placeholders: a session name has at most 63
+// characters of [A-Za-z0-9_.-] and a date prefix is YYYYMMDD, all characters
+// Azure allows in a tag.
+var tagPlaceholders = map[string]int{"{session}": 63, "{date}": 8}
+
+// parseBlobTags checks the list against Azure's tag rules, values as they
+// can be after expansion, so a bad list stops start-up instead of failing
+// every upload.
+func parseBlobTags(s string) (map[string]string, error) {
+	var tags map[string]string
+	for _, entry := range strings.Split(s, ",") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(entry, "=")
+		if !ok {
+			return nil, fmt.Errorf("%q is not key=value", entry)
+		}
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if k == "" {
+			return nil, fmt.Errorf("%q has an empty key", entry)
+		}
+		if len(k) > maxTagKeyLen {
+			return nil, fmt.Errorf("key %q is longer than %d characters", k, maxTagKeyLen)
+		}
+		if bad := badTagChars(k); bad != "" {
+			return nil, fmt.Errorf("key %q has characters Azure refuses in a tag: %s (allowed: letters, digits, space and + - . / : = _)", k, bad)
+		}
+		bare, longest := v, len(v)
+		for ph, n := range tagPlaceholders {
+			c := strings.Count(v, ph)
+			bare = strings.ReplaceAll(bare, ph, "")
+			longest += c * (n - len(ph))
+		}
+		if bad := badTagChars(bare); bad != "" {
+			return nil, fmt.Errorf("value of %q has characters Azure refuses in a tag: %s (allowed: letters, digits, space and + - . / : = _; placeholders {session} and {date})", k, bad)
+		}
+		if longest > maxTagValueLen {
+			return nil, fmt.Errorf("value of %q can be %d characters once expanded; Azure allows %d", k, longest, maxTagValueLen)
+		}
+		if _, dup := tags[k]; dup {
+			return nil, fmt.Errorf("key %q is given twice", k)
+		}
+		if tags == nil {
+			tags = map[string]string{}
+		}
+		tags[k] = v
+		if len(tags) > maxTags {
+			return nil, fmt.Errorf("more than %d tags; Azure allows %d per blob", maxTags, maxTags)
+		}
+	}
+	return tags, nil
+}
+
+// badTagChars lists, quoted, the characters of s outside Azure's tag set.
+func badTagChars(s string) string {
+	var bad []string
+	seen := map[rune]bool{}
+	for _, r := range s {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(" +-./:=_", r)
+		if !ok && !seen[r] {
+			seen[r] = true
+			bad = append(bad, fmt.Sprintf("%q", r))
+		}
+	}
+	return strings.Join(bad, " ")
 }
 
 // Names returns every variable the service reads, with its prefix.
