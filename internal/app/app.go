@@ -72,7 +72,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	b := &boot{stats: pipeline.NewStats(tel.Observer)}
 	srv := &http.Server{
-		Handler:           httpapi.Routes(lazyController{b}, tel.WrapHTTP),
+		Handler:           httpapi.Routes(lazyController{b}, tel.WrapHTTP, httpapi.WithToken(cfg.APIToken)),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return runCtx },
 	}
@@ -164,6 +164,9 @@ func (b *boot) run(ctx context.Context, cfg config.Config, layout pipeline.Layou
 	}, store, b.stats, log)
 	if err := tel.ObserveOldestWaiting(pipe.OldestPending); err != nil {
 		log.Warn("cannot observe the oldest waiting file", "step", "telemetry", "error", err.Error())
+	}
+	if err := tel.ObserveInFlight(b.stats.InFlight); err != nil {
+		log.Warn("cannot observe the files in flight", "step", "telemetry", "error", err.Error())
 	}
 	if tel.MetricsURL != "" {
 		log.Info("prometheus metrics", "url", tel.MetricsURL)
