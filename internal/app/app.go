@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/edge/nfs-watcher-uploader/internal/blob"
+	"github.com/edge/nfs-watcher-uploader/internal/cli"
 	"github.com/edge/nfs-watcher-uploader/internal/config"
 	"github.com/edge/nfs-watcher-uploader/internal/httpapi"
 	"github.com/edge/nfs-watcher-uploader/internal/lease"
@@ -31,6 +32,9 @@ var ErrReported = errors.New("start-up failed")
 
 // Run reads the configuration from getenv and serves until ctx ends.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if cli.IsCommand(args[1:]) {
+		return cli.Run(ctx, args[1:], getenv, stdout, stderr)
+	}
 	environ := map[string]string{}
 	for _, name := range config.Names() {
 		if v := getenv(name); v != "" {
