@@ -4,7 +4,7 @@ BIN      ?= bin/nfs-watcher-uploader
 LDFLAGS  := -s -w
 export CGO_ENABLED ?= 0
 
-.PHONY: all build run test deps vet fmt-check cross bench clean
+.PHONY: all build run test deps browser vet fmt-check cross bench clean
 
 all: build
 
@@ -14,6 +14,11 @@ node_modules/.bin/azurite-blob: package.json package-lock.json
 
 deps: node_modules/.bin/azurite-blob
 	$(GO) mod download
+
+# The status page test drives a real headless chromium; in CI (root,
+# Debian) it is installed when missing, and there the test never skips.
+browser:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/nfs-watcher-uploader
@@ -32,7 +37,7 @@ vet:
 
 # The whole suite: Azurite from npm, go vet, gofmt, the image's static
 # cross-builds, the race detector.
-test: deps fmt-check vet cross
+test: deps browser fmt-check vet cross
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./...
 
 # The Dockerfile's build step without Docker: the same static, stripped

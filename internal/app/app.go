@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/edge/nfs-watcher-uploader/internal/blob"
+	"github.com/edge/nfs-watcher-uploader/internal/cli"
 	"github.com/edge/nfs-watcher-uploader/internal/config"
 	"github.com/edge/nfs-watcher-uploader/internal/httpapi"
 	"github.com/edge/nfs-watcher-uploader/internal/lease"
@@ -31,6 +32,9 @@ var ErrReported = errors.New("start-up failed")
 
 // Run reads the configuration from getenv and serves until ctx ends.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if cli.IsCommand(args[1:]) {
+		return cli.Run(ctx, args[1:], getenv, stdout, stderr)
+	}
 	environ := map[string]string{}
 	for _, name := range config.Names() {
 		if v := getenv(name); v != "" {
@@ -72,7 +76,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	b := &boot{stats: pipeline.NewStats(tel.Observer)}
 	srv := &http.Server{
-		Handler:           httpapi.Routes(lazyController{b}, tel.WrapHTTP),
+		Handler:           httpapi.Routes(lazyController{b}, tel.WrapHTTP, httpapi.WithToken(cfg.APIToken)),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return runCtx },
 	}
@@ -164,6 +168,9 @@ func (b *boot) run(ctx context.Context, cfg config.Config, layout pipeline.Layou
 	}, store, b.stats, log)
 	if err := tel.ObserveOldestWaiting(pipe.OldestPending); err != nil {
 		log.Warn("cannot observe the oldest waiting file", "step", "telemetry", "error", err.Error())
+	}
+	if err := tel.ObserveInFlight(b.stats.InFlight); err != nil {
+		log.Warn("cannot observe the files in flight", "step", "telemetry", "error", err.Error())
 	}
 	if tel.MetricsURL != "" {
 		log.Info("prometheus metrics", "url", tel.MetricsURL)

@@ -68,6 +68,10 @@ type Config struct {
 	SessionLeaseS         float64  `env:"SESSION_LEASE_S" envDefault:"30"`
 	HTTPAddr              string   `env:"HTTP_ADDR" envDefault:":8000"`
 	MetricsAddr           string   `env:"METRICS_ADDR"`
+	// APIToken guards start and stop when set. Load fills it from
+	// APITokenFile (a mounted Secret) when that is given instead.
+	APIToken     string `env:"API_TOKEN"`
+	APITokenFile string `env:"API_TOKEN_FILE"`
 }
 
 // Error lists every offending variable at once, so an operator fixes the
@@ -243,6 +247,7 @@ func (c *Config) validate(p map[string]string) {
 			set("FILE_EXCLUDE", fmt.Sprintf("pattern %q: %v", pat, err))
 		}
 	}
+	c.loadToken(set)
 	for i, e := range c.FileExtensions {
 		e = strings.TrimSpace(e)
 		if e != "" && !strings.HasPrefix(e, ".") {

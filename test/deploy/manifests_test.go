@@ -215,15 +215,15 @@ func checkPod(t *testing.T, kind string, tpl corev1.PodTemplateSpec, claim strin
 			t.Errorf("%s: unexpected env %s", kind, e.Name)
 		}
 		if e.ValueFrom != nil {
-			if strings.Contains(e.Name, "KEY") || strings.Contains(e.Name, "CONNECTION_STRING") {
+			if isSecret(e.Name) {
 				if e.ValueFrom.SecretKeyRef == nil {
 					t.Errorf("%s: %s must come from a Secret", kind, e.Name)
 				}
 			}
 			continue
 		}
-		if strings.Contains(e.Name, "KEY") || strings.Contains(e.Name, "CONNECTION_STRING") {
-			t.Errorf("%s: %s is inline; Azure secrets come from a Secret", kind, e.Name)
+		if isSecret(e.Name) {
+			t.Errorf("%s: %s is inline; secrets come from a Secret", kind, e.Name)
 		}
 		env[e.Name] = e.Value
 	}
@@ -292,6 +292,11 @@ func checkPod(t *testing.T, kind string, tpl corev1.PodTemplateSpec, claim strin
 		}
 	}
 	return env
+}
+
+// isSecret names the variables whose values must come from a Secret.
+func isSecret(name string) bool {
+	return strings.Contains(name, "KEY") || strings.Contains(name, "CONNECTION_STRING") || strings.HasSuffix(name, "_TOKEN")
 }
 
 // otelVars are the standard variables the README documents.

@@ -244,6 +244,7 @@ func (s *svc) do(method, path, body string) (int, map[string]any) {
 	defer resp.Body.Close()
 	var m map[string]any
 	b, _ := io.ReadAll(resp.Body)
+	checkResponse(s.t, req, resp, b)
 	if err := json.Unmarshal(b, &m); err != nil {
 		s.t.Errorf("%s %s: body is not a JSON object: %q", method, path, b)
 	}
