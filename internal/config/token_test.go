@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-func minimal() map[string]string {
+func withSecretKey() map[string]string {
 	return map[string]string{"APP_AZURE_CONTAINER": "uploads", "APP_AZURE_CONNECTION_STRING": "AccountKey=c2VjcmV0", "APP_AZURE_AUTH": "connection-string"}
 }
 
@@ -17,7 +17,7 @@ func TestTokenFromFileIsTrimmed(t *testing.T) {
 	if err := os.WriteFile(p, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := minimal()
+	env := withSecretKey()
 	env["APP_API_TOKEN_FILE"] = p
 	c, err := Load(env)
 	if err != nil {
@@ -39,7 +39,7 @@ func TestTokenErrorsNameTheVariable(t *testing.T) {
 		"unreadable": {"APP_API_TOKEN_FILE": filepath.Join(dir, "missing")},
 		"empty file": {"APP_API_TOKEN_FILE": empty},
 	} {
-		env := minimal()
+		env := withSecretKey()
 		for k, v := range extra {
 			env[k] = v
 		}
@@ -52,7 +52,7 @@ func TestTokenErrorsNameTheVariable(t *testing.T) {
 }
 
 func TestEffectiveMasksSecrets(t *testing.T) {
-	env := minimal()
+	env := withSecretKey()
 	env["APP_API_TOKEN"] = "tok-value"
 	env["APP_AZURE_ACCOUNT_KEY"] = "key-value"
 	env["APP_AZURE_ACCOUNT_NAME"] = "acct"
