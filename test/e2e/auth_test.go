@@ -68,4 +68,3 @@ func tlsPKIFor(t *testing.T) *pki {
 	_, p := tlsAzurite(t)
 	return p
 }
-
