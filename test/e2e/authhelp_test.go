@@ -204,6 +204,7 @@ type authority struct {
 	expiresIn int
 	mu        sync.Mutex
 	tokens    []issued
+	asked     atomic.Int64 // token requests received, answered or not
 	release   chan struct{}
 }
 
@@ -230,6 +231,7 @@ func newAuthority(t *testing.T, p *pki, expiresIn int) *authority {
 
 func (a *authority) token(w http.ResponseWriter, r *http.Request) {
 	_ = r.ParseForm()
+	a.asked.Add(1)
 	switch a.mode.Load().(string) {
 	case grantHang:
 		<-a.release
@@ -247,7 +249,7 @@ func (a *authority) token(w http.ResponseWriter, r *http.Request) {
 	exp := now.Add(time.Duration(a.expiresIn) * time.Second)
 	claims, _ := json.Marshal(map[string]any{
 		"aud": aud, "iss": "https://sts.windows.net/" + a.tenant + "/", "tid": a.tenant,
-		"iat": now.Add(-time.Minute).Unix(), "nbf": now.Add(-time.Minute).Unix(), "exp": exp.Unix(),
+		"iat": now.Add(-time.Minute).Unix(), "nbf": now.Add(-time.Minute).Unix(), "exp": exp.Add(time.Second - 1).Unix(), // rounded up: never before the expires_in the client counts
 		"oid": "00000000-0000-4000-8000-00000000000b", "appid": r.Form.Get("client_id"), "jti": rand.Text(),
 	})
 	enc := base64.RawURLEncoding.EncodeToString
