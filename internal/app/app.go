@@ -149,12 +149,16 @@ func (b *boot) run(ctx context.Context, cfg config.Config, layout pipeline.Layou
 	}, blob.Options{
 		Container: cfg.AzureContainer, BlockSize: cfg.AzureMaxBlockSize, SinglePutSize: cfg.AzureMaxSinglePutSize,
 		Concurrency: cfg.AzureMaxConcurrency, TryTimeout: cfg.AzureTryTimeout(), AccessTier: cfg.AccessTier(), Tags: cfg.BlobTags(),
+		RootCAs: cfg.RootCAs(),
 	})
 	if err != nil {
 		if ctx.Err() == nil {
 			log.Error("azure authentication failed", "error", err.Error())
 		}
 		return err
+	}
+	for _, f := range store.Failed {
+		log.Warn("azure credential failed; trying the next", "credential", f.Credential, "error", f.Error)
 	}
 	b.mu.Lock()
 	b.store = store

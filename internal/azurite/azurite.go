@@ -3,6 +3,7 @@
 package azurite
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -26,8 +27,17 @@ const (
 // Server is a running Azurite.
 type Server struct {
 	Port int
+	opts Options
 	cmd  *exec.Cmd
 	done chan struct{}
+}
+
+// Options start Azurite over HTTPS (CertFile and KeyFile, PEM) and, with
+// OAuth, accepting bearer tokens ("--oauth basic"). Path-style URLs are
+// forced so a made-up host name in the URL is not read as the account.
+type Options struct {
+	CertFile, KeyFile string
+	OAuth             bool
 }
 
 // Binary finds node_modules/.bin/azurite-blob in this folder or above
@@ -64,7 +74,10 @@ func FreePort() (int, error) {
 }
 
 // Start launches Azurite and waits until it answers.
-func Start() (*Server, error) {
+func Start() (*Server, error) { return StartWith(Options{}) }
+
+// StartWith launches Azurite with o and waits until it answers.
+func StartWith(o Options) (*Server, error) {
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
@@ -75,7 +88,7 @@ func Start() (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		s, err := start(bin, port)
+		s, err := start(bin, port, o)
 		if err == nil {
 			return s, nil
 		}
@@ -84,16 +97,26 @@ func Start() (*Server, error) {
 	return nil, lastErr
 }
 
-func start(bin string, port int) (*Server, error) {
-	cmd := exec.Command(bin, "--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(port),
-		"--inMemoryPersistence", "--silent", "--disableTelemetry", "--skipApiVersionCheck")
+func start(bin string, port int, o Options) (*Server, error) {
+	args := []string{"--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(port),
+		"--inMemoryPersistence", "--silent", "--disableTelemetry", "--skipApiVersionCheck"}
+	probe := http.DefaultClient
+	if o.CertFile != "" {
+		args = append(args, "--cert", o.CertFile, "--key", o.KeyFile, "--disableProductStyleUrl")
+		// Only to see that it listens; callers check its certificate.
+		probe = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+		if o.OAuth {
+			args = append(args, "--oauth", "basic")
+		}
+	}
+	cmd := exec.Command(bin, args...)
 	// Own process group, killed with us: an orphaned Azurite would hold its port.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start azurite: %w", err)
 	}
-	s := &Server{Port: port, cmd: cmd, done: make(chan struct{})}
+	s := &Server{Port: port, opts: o, cmd: cmd, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(s.done) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -102,7 +125,7 @@ func start(bin string, port int) (*Server, error) {
 			return nil, fmt.Errorf("azurite exited during start-up (port %d)", port)
 		default:
 		}
-		resp, err := http.Get(s.BlobEndpoint() + "?comp=list")
+		resp, err := probe.Get(s.BlobEndpoint() + "?comp=list")
 		if err == nil {
 			resp.Body.Close()
 			return s, nil
@@ -115,7 +138,14 @@ func start(bin string, port int) (*Server, error) {
 
 // BlobEndpoint is the account's blob URL.
 func (s *Server) BlobEndpoint() string {
-	return fmt.Sprintf("http://127.0.0.1:%d/%s", s.Port, AccountName)
+	return fmt.Sprintf("%s://127.0.0.1:%d/%s", s.scheme(), s.Port, AccountName)
+}
+
+func (s *Server) scheme() string {
+	if s.opts.CertFile != "" {
+		return "https"
+	}
+	return "http"
 }
 
 // ConnectionString for the account, pointing at endpoint (BlobEndpoint()
@@ -124,7 +154,7 @@ func (s *Server) ConnectionString(endpoint string) string {
 	if endpoint == "" {
 		endpoint = s.BlobEndpoint()
 	}
-	return fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;BlobEndpoint=%s;", AccountName, AccountKey, endpoint)
+	return fmt.Sprintf("DefaultEndpointsProtocol=%s;AccountName=%s;AccountKey=%s;BlobEndpoint=%s;", s.scheme(), AccountName, AccountKey, endpoint)
 }
 
 // Client returns an SDK client straight to Azurite, for assertions.

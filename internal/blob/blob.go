@@ -5,6 +5,8 @@ package blob
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -16,7 +18,6 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
@@ -55,6 +56,9 @@ type Options struct {
 	// Transport lets tests route through a fault-injecting proxy; nil uses a
 	// private http.Transport that Close() can shut.
 	Transport *http.Transport
+	// RootCAs, when set, is trusted for Azure and the token authority
+	// instead of the system pool (APP_AZURE_CA_FILE added to it).
+	RootCAs *x509.CertPool
 }
 
 // Credentials to try, in order, for the chosen auth mode.
@@ -72,7 +76,8 @@ type Store struct {
 	c         *container.Client
 	opts      Options
 	transport *http.Transport
-	Method    string // the credential that worked
+	Method    string    // the credential that worked
+	Failed    []Failure // credentials tried before it, and why they failed
 }
 
 // ErrNotFound is returned by Stat for a missing blob.
@@ -90,13 +95,21 @@ type Info struct {
 func Open(ctx context.Context, cr Credentials, o Options) (*Store, error) {
 	tr := o.Transport
 	if tr == nil {
+		// The clone keeps Proxy: http.ProxyFromEnvironment, so HTTPS_PROXY
+		// and NO_PROXY apply to Azure and the token authority alike.
 		tr = http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 64
+	}
+	if o.RootCAs != nil {
+		if tr.TLSClientConfig == nil {
+			tr.TLSClientConfig = &tls.Config{}
+		}
+		tr.TLSClientConfig.RootCAs = o.RootCAs
 	}
 	copts := &azblob.ClientOptions{}
 	// The SDK's TryTimeout bounds a whole try, body included, which no large
 	// file can meet on a slow link: only the stall rule ends a try.
-	copts.Transport = &http.Client{Transport: withStallLimit(tr, o.TryTimeout)}
+	copts.Transport = &http.Client{Transport: failFastTLS{withStallLimit(tr, o.TryTimeout)}}
 	copts.Retry = policy.RetryOptions{TryTimeout: 0}
 	copts.Telemetry.Disabled = true
 
@@ -106,7 +119,7 @@ func Open(ctx context.Context, cr Credentials, o Options) (*Store, error) {
 	}
 	var attempts []attempt
 	defaultCred := attempt{"default-credential", func() (*container.Client, error) {
-		cred, err := azidentity.NewDefaultAzureCredential(nil)
+		cred, err := newDefaultCredential(failFastTLS{tr})
 		if err != nil {
 			return nil, err
 		}
@@ -128,7 +141,14 @@ func Open(ctx context.Context, cr Credentials, o Options) (*Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		svc, err := azblob.NewClientWithSharedKeyCredential(cr.AccountURL, cred, copts)
+		svc, err := azblob.NewClientWithSharedKeyCredential(withoutQuery(cr.AccountURL), cred, copts)
+		if err != nil {
+			return nil, err
+		}
+		return svc.ServiceClient().NewContainerClient(o.Container), nil
+	}}
+	sasURL := attempt{"sas", func() (*container.Client, error) {
+		svc, err := azblob.NewClientWithNoCredential(cr.AccountURL, copts)
 		if err != nil {
 			return nil, err
 		}
@@ -142,7 +162,10 @@ func Open(ctx context.Context, cr Credentials, o Options) (*Store, error) {
 	case "shared-key":
 		attempts = []attempt{sharedKey}
 	default:
-		if cr.AccountURL != "" {
+		// A SAS token in the account URL is the credential the operator chose.
+		if hasSAS(cr.AccountURL) {
+			attempts = append(attempts, sasURL)
+		} else if cr.AccountURL != "" {
 			attempts = append(attempts, defaultCred)
 		}
 		if cr.ConnectionString != "" {
@@ -153,20 +176,24 @@ func Open(ctx context.Context, cr Credentials, o Options) (*Store, error) {
 		}
 	}
 	var failures []string
+	var failed []Failure
 	for _, a := range attempts {
+		actx, cancel := context.WithTimeout(ctx, cr.AuthTimeout)
 		c, err := a.make()
 		if err == nil {
-			actx, cancel := context.WithTimeout(ctx, cr.AuthTimeout)
 			err = ensureContainer(actx, c)
-			cancel()
 		}
 		if err == nil {
-			return &Store{c: c, opts: o, transport: tr, Method: a.name}, nil
+			cancel()
+			return &Store{c: c, opts: o, transport: tr, Method: a.name, Failed: failed}, nil
 		}
+		why := explain(err, actx, cr.AuthTimeout)
+		cancel()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		failures = append(failures, fmt.Sprintf("%s: %s", a.name, oneLine(err)))
+		failed = append(failed, Failure{Credential: a.name, Error: why})
+		failures = append(failures, fmt.Sprintf("%s: %s", a.name, why))
 	}
 	tr.CloseIdleConnections()
 	if len(failures) == 0 {

@@ -2,9 +2,12 @@
 package config
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
+	"os"
 	"path"
 	"reflect"
 	"sort"
@@ -51,6 +54,7 @@ type Config struct {
 	AzureAuthTimeoutS     float64  `env:"AZURE_AUTH_TIMEOUT_S" envDefault:"30"`
 	AzureAccessTier       string   `env:"AZURE_ACCESS_TIER"`
 	AzureBlobTags         string   `env:"AZURE_BLOB_TAGS"`
+	AzureCAFile           string   `env:"AZURE_CA_FILE"`
 	NFSIncomingDir        string   `env:"NFS_INCOMING_DIR" envDefault:"/mnt/nfs/incoming"`
 	NFSProcessingRoot     string   `env:"NFS_PROCESSING_ROOT" envDefault:"/mnt/nfs/.processing"`
 	LocalStagingRoot      string   `env:"LOCAL_STAGING_ROOT" envDefault:"/mnt/staging"`
@@ -72,6 +76,8 @@ type Config struct {
 	// APITokenFile (a mounted Secret) when that is given instead.
 	APIToken     string `env:"API_TOKEN"`
 	APITokenFile string `env:"API_TOKEN_FILE"`
+
+	rootCAs *x509.CertPool // the system pool plus APP_AZURE_CA_FILE
 }
 
 // Error lists every offending variable at once, so an operator fixes the
@@ -136,7 +142,9 @@ func fieldKeys() map[string]string {
 	keys := make(map[string]string, t.NumField())
 	for i := range t.NumField() {
 		f := t.Field(i)
-		keys[f.Name] = Prefix + f.Tag.Get("env")
+		if tag := f.Tag.Get("env"); tag != "" {
+			keys[f.Name] = Prefix + tag
+		}
 	}
 	return keys
 }
@@ -163,6 +171,8 @@ func (c *Config) validate(p map[string]string) {
 	case AuthDefault:
 		if c.AzureAccountURL == "" {
 			set("AZURE_ACCOUNT_URL", "required with APP_AZURE_AUTH=default")
+		} else if u, err := url.Parse(c.AzureAccountURL); err == nil && u.Query().Get("sig") != "" {
+			set("AZURE_ACCOUNT_URL", "carries a SAS token, which APP_AZURE_AUTH=default would not use: set APP_AZURE_AUTH=auto or drop the token")
 		}
 	case AuthConnectionString:
 		if c.AzureConnectionString == "" {
@@ -234,6 +244,13 @@ func (c *Config) validate(p map[string]string) {
 	if c.HTTPAddr == "" {
 		set("HTTP_ADDR", "must not be empty")
 	}
+	if c.AzureCAFile != "" {
+		pool, err := loadCAs(c.AzureCAFile)
+		if err != nil {
+			set("AZURE_CA_FILE", err.Error())
+		}
+		c.rootCAs = pool
+	}
 	if _, ok := accessTiers[strings.ToLower(c.AzureAccessTier)]; !ok {
 		set("AZURE_ACCESS_TIER", fmt.Sprintf("unknown tier %q (want Hot, Cool, Cold or Archive, or empty for the account default)", c.AzureAccessTier))
 	}
@@ -256,6 +273,28 @@ func (c *Config) validate(p map[string]string) {
 		c.FileExtensions[i] = e
 	}
 }
+
+// loadCAs is the system pool with the PEM certificates of file added: a
+// private CA is trusted without dropping the public ones, unlike
+// SSL_CERT_FILE, which replaces them.
+func loadCAs(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read: %v", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", file)
+	}
+	return pool, nil
+}
+
+// RootCAs is the pool to trust for Azure and the token authority; nil means
+// the system's (which SSL_CERT_FILE and SSL_CERT_DIR set).
+func (c Config) RootCAs() *x509.CertPool { return c.rootCAs }
 
 func validContainer(s string) bool {
 	prevHyphen := false

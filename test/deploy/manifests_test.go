@@ -13,6 +13,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
@@ -30,6 +31,8 @@ type rendered struct {
 	services     []corev1.Service
 	deployments  []appsv1.Deployment
 	statefulsets []appsv1.StatefulSet
+	accounts     []corev1.ServiceAccount
+	policies     []networkingv1.NetworkPolicy
 }
 
 func render(t *testing.T, dir string) rendered {
@@ -61,6 +64,12 @@ func render(t *testing.T, dir string) rendered {
 		case "StatefulSet":
 			r.statefulsets = append(r.statefulsets, appsv1.StatefulSet{})
 			into = &r.statefulsets[len(r.statefulsets)-1]
+		case "ServiceAccount":
+			r.accounts = append(r.accounts, corev1.ServiceAccount{})
+			into = &r.accounts[len(r.accounts)-1]
+		case "NetworkPolicy":
+			r.policies = append(r.policies, networkingv1.NetworkPolicy{})
+			into = &r.policies[len(r.policies)-1]
 		default:
 			t.Fatalf("%s: unexpected kind %s", dir, res.GetKind())
 		}
