@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"encoding/binary"
 	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 )
 
 var (
@@ -41,13 +44,42 @@ func blobMD5s(t *testing.T, container string) map[string][]byte {
 	return out
 }
 
+// hasStagedBlocks reports whether a blob has uncommitted blocks.
+func hasStagedBlocks(t *testing.T, container, name string) bool {
+	t.Helper()
+	bb := azc.ServiceClient().NewContainerClient(container).NewBlockBlobClient(name)
+	resp, err := bb.GetBlockList(context.Background(), blockblob.BlockListTypeUncommitted, nil)
+	if err != nil {
+		if bloberror.HasCode(err, bloberror.BlobNotFound) {
+			return false
+		}
+		t.Fatal(err)
+	}
+	return len(resp.UncommittedBlocks) > 0
+}
+
+// singlePut is the crash test's APP_AZURE_MAX_SINGLE_PUT_SIZE: small, so
+// many files go as blocks, and a kill between blocks leaves some to reuse.
+const singlePut = 64 << 10
+
+// crashSize picks a file size: mostly small (one Put Blob, staged in
+// memory), some up to 1 MiB (blocks), some 1-3 MiB (a staging file, blocks).
+func crashSize(rng *rand.Rand) int {
+	switch r := rng.IntN(100); {
+	case r < 80:
+		return rng.IntN(singlePut)
+	case r < 92:
+		return singlePut + rng.IntN(1<<20-singlePut)
+	default:
+		return 1<<20 + 1 + rng.IntN(2<<20)
+	}
+}
+
 // TestCrashSafety runs the real binary over a few hundred files and kills it
 // with SIGKILL at random moments, restarting it each time. After every kill
 // (the process is gone, so NFS is still) no file may have left NFS or been
 // marked completed unless its blob holds its bytes; at the end every file is
-// in the container with its exact bytes. More kills:
-//
-//	go test ./test/e2e -run CrashSafety -args -crash.kills=500 -crash.files=2000
+// in the container with its exact bytes. At full scale: make chaos.
 func TestCrashSafety(t *testing.T) {
 	seed := *crashSeed
 	if seed == 0 {
@@ -59,30 +91,40 @@ func TestCrashSafety(t *testing.T) {
 	s := newSvc(t)
 	s.env["APP_POLL_INTERVAL_S"] = "0.05"
 	s.env["APP_MIN_FILE_AGE_S"] = "0"
-	s.env["APP_AZURE_MAX_SINGLE_PUT_SIZE"] = "65536"
-	s.env["APP_AZURE_MAX_BLOCK_SIZE"] = "16384"
+	s.env["APP_AZURE_MAX_SINGLE_PUT_SIZE"] = strconv.Itoa(singlePut)
+	s.env["APP_AZURE_MAX_BLOCK_SIZE"] = "32768"
 	s.env["APP_AZURE_MAX_CONCURRENCY"] = "4"
 	s.start()
 	in, date := s.startSession("crash")
 
 	type source struct {
-		key string
-		md5 []byte
-		sha string
+		key  string
+		md5  []byte
+		sha  string
+		size int
 	}
 	var files []source
+	staged, blocked := 0, 0 // files over 1 MiB (a staging file), others over singlePut
 	write := func(n int) {
 		for range n {
 			if len(files) >= *crashFiles {
 				return
 			}
 			name := fmt.Sprintf("c%05d.bin", len(files))
-			data := make([]byte, rng.IntN(200_000))
-			for i := range data {
-				data[i] = byte(rng.Uint32())
+			data := make([]byte, crashSize(rng))
+			for i := 0; i < len(data); i += 8 {
+				var w [8]byte
+				binary.LittleEndian.PutUint64(w[:], rng.Uint64())
+				copy(data[i:], w[:])
+			}
+			switch {
+			case len(data) > 1<<20:
+				staged++
+			case len(data) > singlePut:
+				blocked++
 			}
 			sum := md5.Sum(data)
-			files = append(files, source{key: date + "/crash/" + name, md5: sum[:], sha: writeFile(t, in, name, data)})
+			files = append(files, source{key: date + "/crash/" + name, md5: sum[:], sha: writeFile(t, in, name, data), size: len(data)})
 		}
 	}
 	// Where a file is on NFS right now (the process is dead: nothing moves).
@@ -100,6 +142,7 @@ func TestCrashSafety(t *testing.T) {
 		return "gone"
 	}
 	deletedUnuploaded, recovered := 0, 0
+	leftBlocks := 0 // files a kill left with staged blocks, for the restart to reuse
 	perKill := max(1, *crashFiles / *crashKills)
 	for k := range *crashKills {
 		write(perKill + 1)
@@ -115,6 +158,11 @@ func TestCrashSafety(t *testing.T) {
 			if st := where(f); (st == "gone" || st == "done") && !bytes.Equal(stored[f.key], f.md5) {
 				deletedUnuploaded++
 				t.Errorf("kill %d: %s is %s on NFS but its blob is missing or different", k+1, f.key, st)
+			}
+		}
+		for _, f := range files {
+			if f.size > singlePut && where(f) == "processing" && hasStagedBlocks(t, s.container(), f.key) {
+				leftBlocks++
 			}
 		}
 		s.start()
@@ -157,6 +205,8 @@ func TestCrashSafety(t *testing.T) {
 	fmt.Println(line)
 	t.Log(line)
 	t.Logf("%d files were recovered from .processing across the restarts", recovered)
+	t.Logf("%d times a kill left a file with staged, uncommitted blocks", leftBlocks)
+	t.Logf("%d files over 1 MiB (staging files, blocks), %d more over %d bytes (blocks)", staged, blocked, singlePut)
 	if recovered == 0 {
 		t.Error("no kill caught a file in flight: the test proved nothing")
 	}

@@ -47,8 +47,15 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	binPath = filepath.Join(dir, "nfs-watcher-uploader")
-	build := exec.Command("go", "build", "-o", binPath, "../../cmd/nfs-watcher-uploader")
+	args := []string{"build", "-o", binPath}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "../../cmd/nfs-watcher-uploader")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if raceEnabled {
+		build.Env = append(os.Environ(), "CGO_ENABLED=1") // -race needs cgo
+	}
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build service:", err)
 		return 1
@@ -159,24 +166,60 @@ func (s *svc) launch() {
 	s.addr = "127.0.0.1:" + strconv.Itoa(port)
 	cmd := exec.Command(binPath)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "APP_HTTP_ADDR=" + s.addr}
+	if raceEnabled {
+		cmd.Env = append(cmd.Env, goraceEnv)
+	}
 	for k, v := range s.env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	s.logs = &logBuf{}
-	cmd.Stdout, cmd.Stderr = s.logs, s.logs
+	logs := &logBuf{}
+	s.logs = logs
+	cmd.Stdout, cmd.Stderr = logs, logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
 	s.cmd = cmd
-	s.exited = make(chan struct{})
-	go func() { s.exitErr = cmd.Wait(); close(s.exited) }()
+	exited := make(chan struct{})
+	s.exited = exited
+	var runErr error // this run's exit; s.exitErr is replaced by a restart
+	go func() {
+		runErr = cmd.Wait()
+		s.exitErr = runErr
+		close(exited)
+	}()
 	s.t.Cleanup(func() {
 		s.kill()
+		<-exited
+		// Each run is checked on its own: a restart replaces s.logs.
+		if r := raceReport(logs.String(), runErr); r != "" {
+			s.t.Errorf("%s", r)
+		}
 		if s.t.Failed() {
 			s.t.Logf("service logs:\n%s", s.logs.String())
 		}
 	})
+}
+
+// A race-built child stops at its first race with an exit code no other
+// path uses.
+const (
+	raceExitCode = 66
+	goraceEnv    = "GORACE=halt_on_error=1 exitcode=66"
+)
+
+// raceReport says why a race-built run failed the race check, or "".
+func raceReport(logs string, exitErr error) string {
+	if !raceEnabled {
+		return ""
+	}
+	if i := strings.Index(logs, "WARNING: DATA RACE"); i >= 0 {
+		return "the service reported a data race:\n" + logs[i:]
+	}
+	if ee, ok := exitErr.(*exec.ExitError); ok && ee.ExitCode() == raceExitCode {
+		return fmt.Sprintf("the service exited %d (the race detector's code):\n%s", raceExitCode, logs)
+	}
+	return ""
 }
 
 func (s *svc) waitReady() {

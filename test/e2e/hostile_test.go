@@ -260,7 +260,16 @@ func TestHostileInputs(t *testing.T) {
 		t.Errorf("blobs:\n got  %v\n want %v", got, e.want)
 	}
 	// 64 MiB + block size x block concurrency x workers.
-	if peak, limit := peakRSS(t, s.cmd.Process.Pid), int64(64<<20+8<<20*8*4); peak > limit {
+	limit := int64(64<<20 + 8<<20*8*4)
+	peak := peakRSS(t, s.cmd.Process.Pid)
+	t.Logf("peak RSS %d MiB", peak>>20)
+	if raceEnabled {
+		// The race runtime's shadow memory and bookkeeping took 690 MiB here
+		// against 180 MiB without it; 4x still fails a service that holds
+		// the 2 GiB file in memory.
+		limit *= 4
+	}
+	if peak > limit {
 		t.Errorf("peak RSS %d MiB while uploading a %d MiB file, limit %d MiB", peak>>20, bigSize>>20, limit>>20)
 	}
 }
