@@ -55,6 +55,16 @@ func (l Layout) StagingDir(date, session string) string {
 	return filepath.Join(l.Staging, date, session)
 }
 
+// Child is the path of name inside the folder at rel, both below a
+// session folder, with '/' separators as in blob names ("" is the session
+// folder itself).
+func Child(rel, name string) string {
+	if rel == "" {
+		return name
+	}
+	return rel + "/" + name
+}
+
 // BlobName is <YYYYMMDD>/<session>/<name>.
 func BlobName(date, session, name string) string { return date + "/" + session + "/" + name }
 

@@ -93,10 +93,7 @@ func (p *Pipeline) walkUnfinished(ctx context.Context, dir, rel string, depth in
 		if name[0] == '.' {
 			continue
 		}
-		relName := name
-		if rel != "" {
-			relName = rel + "/" + name
-		}
+		relName := Child(rel, name)
 		switch {
 		case e.IsDir() && depth < maxDepth:
 			p.walkUnfinished(ctx, filepath.Join(dir, name), relName, depth+1, found)

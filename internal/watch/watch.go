@@ -149,10 +149,7 @@ func (w *Watcher) scanDir(ctx context.Context, sc *scan, dir, rel string, depth 
 			// renamed into place when done.
 			continue
 		}
-		relName := name
-		if rel != "" {
-			relName = rel + "/" + name
-		}
+		relName := pipeline.Child(rel, name)
 		if reason := w.rejectReason(relName, name, e.Type(), depth); reason != "" {
 			w.skip(ctx, sc.skipped, relName, reason)
 			continue
