@@ -274,3 +274,69 @@ func TestDeletedContainerIsRecreated(t *testing.T) {
 	want := map[string]string{date + "/recreate/after.bin": writeFile(t, in, "after.bin", []byte("after"))}
 	waitBlobs(t, s.container(), want, 20*time.Second)
 }
+
+// EACCES on the completion rename is permanent too: the blob is confirmed
+// but the file stays in processing, listed as failing, until the export is
+// fixed; then it completes and leaves NFS.
+func TestEACCESOnCompleteIsPermanent(t *testing.T) {
+	s, f := fuseSvc(t)
+	p, err := faultproxy.Start(az.BlobEndpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	s.env["APP_AZURE_CONNECTION_STRING"] = az.ConnectionString(p.URL() + "/devstoreaccount1")
+	s.start()
+	holdPuts(p)
+	in, date := s.startSession("eacces-done")
+	want := map[string]string{date + "/eacces-done/d.bin": writeFile(t, in, "d.bin", []byte("uploaded, then refused a rename"))}
+	eventually(t, 20*time.Second, "upload held", func() bool { return p.Hanging.Load() > 0 })
+	f.Fail(nfsfault.Rename, "d.bin", syscall.EACCES, -1)
+	p.Release()
+	eventually(t, 20*time.Second, "a permanent failure at the complete step", func() bool {
+		for _, e := range s.status()["failing"].([]any) {
+			if m := e.(map[string]any); m["step"] == "complete" && m["permanent"] == true {
+				return true
+			}
+		}
+		return false
+	})
+	if _, err := os.Stat(filepath.Join(s.processing(), date, "eacces-done", "d.bin")); err != nil {
+		t.Fatalf("the file left processing while its completion was refused: %v", err)
+	}
+	f.Clear()
+	waitBlobs(t, s.container(), want, 20*time.Second)
+	s.waitNFSEmpty("eacces-done")
+}
+
+// A session folder in the processing root that cannot be read at start-up
+// (EIO) is reported and skipped: the process serves, the other session's
+// files are recovered, and the folder's files are uploaded once it reads.
+func TestUnreadableSessionFolderIsSkippedAtRecovery(t *testing.T) {
+	s, f := fuseSvc(t)
+	date := time.Now().UTC().Format("20060102")
+	for _, sess := range []string{"good", "bad"} {
+		dir := filepath.Join(s.root, "backing", ".processing", date, sess)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, dir, sess+".bin", []byte("left by a crash in "+sess))
+	}
+	f.Fail(nfsfault.Readdir, "bad", syscall.EIO, -1)
+	s.start()
+	waitBlobsContain(t, s.container(), date+"/good/good.bin", sha([]byte("left by a crash in good")))
+	eventually(t, 10*time.Second, "the unreadable folder in last_error", func() bool {
+		le, _ := s.status()["last_error"].(map[string]any)
+		return le != nil && strings.HasSuffix(le["file"].(string), filepath.Join(date, "bad"))
+	})
+	eventually(t, 10*time.Second, "an ERROR log line naming the unreadable folder", func() bool {
+		for _, l := range s.logs.lines() {
+			if l["level"] == "ERROR" && l["step"] == "recovery" && strings.Contains(fmt.Sprint(l["dir"]), "bad") {
+				return true
+			}
+		}
+		return false
+	})
+	f.Clear()
+	waitBlobsContain(t, s.container(), date+"/bad/bad.bin", sha([]byte("left by a crash in bad")))
+}
