@@ -30,9 +30,10 @@ import (
 // ErrReported means Run already logged why it failed.
 var ErrReported = errors.New("start-up failed")
 
-// Run reads the configuration from getenv and serves until ctx ends.
+// Run reads the configuration from getenv and serves until ctx ends; with
+// a command in args (args[0] is the program) it is the command line client.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if cli.IsCommand(args[1:]) {
+	if len(args) > 1 && cli.IsCommand(args[1:]) {
 		return cli.Run(ctx, args[1:], getenv, stdout, stderr)
 	}
 	environ := map[string]string{}
