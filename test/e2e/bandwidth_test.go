@@ -154,3 +154,31 @@ func TestBandwidthTokenRequired(t *testing.T) {
 		t.Fatalf("after DELETE: %d %v, want none", l, src)
 	}
 }
+
+// The command line shows, overrides and resets the limit; an unquoted
+// timetable (kubectl exec passes it as several arguments) is one value, and
+// a bad value exits 1 with the service's message.
+func TestBandwidthCLI(t *testing.T) {
+	s := newSvc(t)
+	s.env["APP_BANDWIDTH_LIMIT"] = "512k"
+	s.start()
+	env := map[string]string{"APP_HTTP_ADDR": s.addr}
+	out, errOut, code := runCLI(t, env, "bandwidth")
+	if code != 0 || !strings.Contains(out, "512.0 KiB/s") || !strings.Contains(out, `config "512k"`) {
+		t.Fatalf("bandwidth: %d %q %q", code, out, errOut)
+	}
+	out, errOut, code = runCLI(t, env, "bandwidth", "00:00,1M", "12:00,off")
+	if code != 0 || !strings.Contains(out, `override "00:00,1M 12:00,off"`) || !strings.Contains(out, "next change") {
+		t.Fatalf("bandwidth 00:00,1M 12:00,off: %d %q %q", code, out, errOut)
+	}
+	if _, src := bandwidthOf(t, s.status()); src != "override" {
+		t.Fatalf("the CLI's override is not in force: %v", src)
+	}
+	if out, errOut, code = runCLI(t, env, "bandwidth", "fast"); code != 1 || !strings.Contains(out+errOut, "400") {
+		t.Fatalf("bandwidth fast: %d %q %q, want exit 1 naming the 400", code, out, errOut)
+	}
+	out, errOut, code = runCLI(t, env, "bandwidth", "reset")
+	if code != 0 || !strings.Contains(out, "512.0 KiB/s") {
+		t.Fatalf("bandwidth reset: %d %q %q", code, out, errOut)
+	}
+}
