@@ -117,6 +117,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	var ls linkSpec
+	if *flagLink != "" {
+		if ls, err = parseLink(*flagLink); err != nil {
+			return err
+		}
+	}
 	var rows []string
 	for _, w := range all {
 		if !slices.Contains(strings.Split(*flagWorkloads, ","), w.name) {
@@ -134,15 +140,23 @@ func run() error {
 			if err != nil {
 				return err
 			}
+			if *flagLink != "" {
+				if err := startLink(az, ls); err != nil {
+					az.Stop()
+					return err
+				}
+			}
 			fmt.Fprintf(os.Stderr, "%s run %d/%d: service... ", w.name, i+1, *flagRuns)
 			r, err := runService(az, bin, work, src, w, i)
 			if err != nil {
+				stopLink()
 				az.Stop()
 				return fmt.Errorf("%s service: %w", w.name, err)
 			}
 			svc = append(svc, r)
 			fmt.Fprintf(os.Stderr, "%.1f MB/s; raw SDK... ", float64(r.Bytes)/r.Seconds/1e6)
 			r, err = runRaw(az, self, src, w, i)
+			stopLink()
 			az.Stop()
 			if err != nil {
 				return fmt.Errorf("%s raw: %w", w.name, err)
@@ -154,6 +168,9 @@ func run() error {
 	}
 	fmt.Printf("\nservice: APP_STAGING_MODE=%s APP_WORKER_CONCURRENCY=%d APP_POLL_INTERVAL_S=%g APP_MIN_FILE_AGE_S=%g %s; raw: azblob UploadFile, %d files at once; medians of %d runs\n\n",
 		*flagStaging, *flagWorkers, *flagPoll, *flagAge, *flagEnv, *flagWorkers, *flagRuns)
+	if *flagLink != "" {
+		fmt.Printf("%s\n\n", ls)
+	}
 	fmt.Println("| workload | side | files/s | MB/s | CPU s/GB | peak RSS MiB | p50 latency s | p99 latency s |")
 	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rows {
@@ -226,7 +243,7 @@ func runService(az *azurite.Server, bin, work, src string, w workload, i int) (r
 	env := []string{
 		"PATH=" + os.Getenv("PATH"),
 		"APP_AZURE_AUTH=connection-string",
-		"APP_AZURE_CONNECTION_STRING=" + az.ConnectionString(""),
+		"APP_AZURE_CONNECTION_STRING=" + connString(az),
 		"APP_AZURE_CONTAINER=" + cont,
 		"APP_NFS_INCOMING_DIR=" + filepath.Join(root, "nfs", "incoming"),
 		"APP_NFS_PROCESSING_ROOT=" + filepath.Join(root, "nfs", ".processing"),
@@ -351,7 +368,7 @@ func uploaded(logPath string) map[string][2]time.Time {
 
 func runRaw(az *azurite.Server, self, src string, w workload, i int) (result, error) {
 	cont := container("raw", w, i)
-	cmd := exec.Command(self, "-raw", "-raw-dir", src, "-raw-conn", az.ConnectionString(""), "-raw-container", cont,
+	cmd := exec.Command(self, "-raw", "-raw-dir", src, "-raw-conn", connString(az), "-raw-container", cont,
 		"-workers", strconv.Itoa(*flagWorkers))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()

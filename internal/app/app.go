@@ -75,9 +75,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
 
-	b := &boot{stats: pipeline.NewStats(tel.Observer)}
+	b := &boot{stats: pipeline.NewStats(tel.Observer), bw: newBandwidth(cfg, log)}
+	defer b.bw.ctl.Close()
 	srv := &http.Server{
-		Handler:           httpapi.Routes(lazyController{b}, tel.WrapHTTP, httpapi.WithToken(cfg.APIToken)),
+		Handler:           httpapi.Routes(lazyController{b}, tel.WrapHTTP, httpapi.WithToken(cfg.APIToken), httpapi.WithBandwidth(b.bw)),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return runCtx },
 	}
@@ -128,6 +129,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 type boot struct {
 	stats *pipeline.Stats
 	svc   atomic.Pointer[service.Service]
+	bw    *bandwidthControl
 
 	mu          sync.Mutex
 	problem     *service.Problem // last failure of a step being retried
@@ -144,13 +146,15 @@ func (b *boot) run(ctx context.Context, cfg config.Config, layout pipeline.Layou
 		log.Error(err.Error())
 		return err
 	}
+	b.bw.load(layout.Processing)
 	store, err := blob.Open(ctx, blob.Credentials{
 		Mode: cfg.AzureAuth, AccountURL: cfg.AzureAccountURL, ConnectionString: cfg.AzureConnectionString,
 		AccountName: cfg.AzureAccountName, AccountKey: cfg.AzureAccountKey, AuthTimeout: cfg.AzureAuthTimeout(),
 	}, blob.Options{
 		Container: cfg.AzureContainer, BlockSize: cfg.AzureMaxBlockSize, SinglePutSize: cfg.AzureMaxSinglePutSize,
 		Concurrency: cfg.AzureMaxConcurrency, TryTimeout: cfg.AzureTryTimeout(), AccessTier: cfg.AccessTier(), Tags: cfg.BlobTags(),
-		RootCAs: cfg.RootCAs(),
+		RootCAs:   cfg.RootCAs(),
+		Bandwidth: b.bw.limiter,
 	})
 	if err != nil {
 		if ctx.Err() == nil {
@@ -337,5 +341,6 @@ func (c lazyController) Status() service.Status {
 		st.Counts = c.b.stats.Snapshot()
 	}
 	st.StartupError = c.b.startupError()
+	st.State = c.b.bw.ctl.State()
 	return st
 }

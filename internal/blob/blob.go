@@ -53,6 +53,8 @@ type Options struct {
 	// Tags are blob index tags put on every blob; {session} and {date} in a
 	// value expand to the object's session and date prefix.
 	Tags map[string]string
+	// Bandwidth caps all request bodies together (see bwlimit.go); nil for none.
+	Bandwidth *Bandwidth
 	// Transport lets tests route through a fault-injecting proxy; nil uses a
 	// private http.Transport that Close() can shut.
 	Transport *http.Transport
@@ -109,7 +111,7 @@ func Open(ctx context.Context, cr Credentials, o Options) (*Store, error) {
 	copts := &azblob.ClientOptions{}
 	// The SDK's TryTimeout bounds a whole try, body included, which no large
 	// file can meet on a slow link: only the stall rule ends a try.
-	copts.Transport = &http.Client{Transport: failFastTLS{withStallLimit(tr, o.TryTimeout)}}
+	copts.Transport = &http.Client{Transport: failFastTLS{withStallLimit(withBandwidth(tr, o.Bandwidth), o.TryTimeout)}}
 	copts.Retry = policy.RetryOptions{TryTimeout: 0}
 	copts.Telemetry.Disabled = true
 

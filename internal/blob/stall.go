@@ -45,6 +45,7 @@ func (t *stallTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		WroteHeaders:         w.progress,
 		GotFirstResponseByte: w.progress,
 	})
+	ctx = withProgress(ctx, w.progress) // bandwidth waits count as progress
 	r := req.WithContext(ctx)
 	if req.Body != nil && req.Body != http.NoBody {
 		r.Body = &progressBody{ReadCloser: req.Body, w: w}

@@ -44,11 +44,15 @@ sending APP_API_TOKEN or APP_API_TOKEN_FILE's token when one is set:
   status [--json]     session, counters and the files that need attention
   start [NAME]        start watching a session (no NAME: a generated one)
   stop                stop watching; queued and in-flight files still finish
+  bandwidth [LIMIT|off|reset]
+                      show the upload bandwidth limit, override it (rclone
+                      --bwlimit syntax, e.g. 10M or 08:00,2M 18:00,off; kept
+                      across restarts) or return to APP_BANDWIDTH_LIMIT
   check-config        validate the APP_* environment as start-up does and print
                       the configuration in force, secrets masked
   version             module version, commit and Go version
 
-Flags of status, start and stop:
+Flags of status, start, stop and bandwidth:
   --addr HOST:PORT    the service's API address
   --timeout DURATION  give up after this long (default 30s)
 
@@ -84,6 +88,8 @@ func (c *cmd) run(args []string) int {
 		return c.start(rest)
 	case "stop":
 		return c.stop(rest)
+	case "bandwidth":
+		return c.bandwidth(rest)
 	case "check-config":
 		return c.checkConfig(rest)
 	case "version":

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/edge/nfs-watcher-uploader/internal/bandwidth"
 )
 
 // Prefix is put in front of every variable name below.
@@ -55,6 +57,7 @@ type Config struct {
 	AzureAccessTier       string   `env:"AZURE_ACCESS_TIER"`
 	AzureBlobTags         string   `env:"AZURE_BLOB_TAGS"`
 	AzureCAFile           string   `env:"AZURE_CA_FILE"`
+	BandwidthLimit        string   `env:"BANDWIDTH_LIMIT"`
 	NFSIncomingDir        string   `env:"NFS_INCOMING_DIR" envDefault:"/mnt/nfs/incoming"`
 	NFSProcessingRoot     string   `env:"NFS_PROCESSING_ROOT" envDefault:"/mnt/nfs/.processing"`
 	LocalStagingRoot      string   `env:"LOCAL_STAGING_ROOT" envDefault:"/mnt/staging"`
@@ -257,6 +260,9 @@ func (c *Config) validate(p map[string]string) {
 	if _, err := parseBlobTags(c.AzureBlobTags); err != nil {
 		set("AZURE_BLOB_TAGS", err.Error())
 	}
+	if _, err := bandwidth.Parse(c.BandwidthLimit); err != nil {
+		set("BANDWIDTH_LIMIT", err.Error()+" (rclone --bwlimit syntax, e.g. 10M or \"08:00,512k 18:00,off\")")
+	}
 	for _, pat := range c.FileExclude() {
 		if strings.Contains(pat, "/") {
 			set("FILE_EXCLUDE", fmt.Sprintf("pattern %q contains '/': patterns match a file's base name", pat))
@@ -363,6 +369,12 @@ func (c Config) FileExclude() []string {
 		}
 	}
 	return out
+}
+
+// Bandwidth is APP_BANDWIDTH_LIMIT parsed; the zero Schedule limits nothing.
+func (c Config) Bandwidth() bandwidth.Schedule {
+	s, _ := bandwidth.Parse(c.BandwidthLimit)
+	return s
 }
 
 // accessTiers maps APP_AZURE_ACCESS_TIER, lowercased, to Azure's spelling;

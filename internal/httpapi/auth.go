@@ -10,7 +10,10 @@ import (
 // Option changes how Routes serves.
 type Option func(*options)
 
-type options struct{ token string }
+type options struct {
+	token string
+	bw    BandwidthController
+}
 
 // WithToken makes the mutating endpoints require "Authorization: Bearer
 // token"; an empty token leaves them open.

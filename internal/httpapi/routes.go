@@ -34,6 +34,8 @@ func Routes(c Controller, wrap func(route string, h http.Handler) http.Handler, 
 	mux.Handle("POST /v1/watch/start", wrap("/v1/watch/start", requireToken(o.token, start(c))))
 	mux.Handle("POST /v1/watch/stop", wrap("/v1/watch/stop", requireToken(o.token, stop(c))))
 	mux.Handle("GET /v1/status", wrap("/v1/status", status(c)))
+	mux.Handle("PUT /v1/bandwidth", wrap("/v1/bandwidth", requireToken(o.token, putBandwidth(o.bw))))
+	mux.Handle("DELETE /v1/bandwidth", wrap("/v1/bandwidth", requireToken(o.token, resetBandwidth(o.bw))))
 	mux.Handle("GET /{$}", wrap("/", asset("index.html", "text/html; charset=utf-8")))
 	mux.Handle("GET /openapi.json", wrap("/openapi.json", asset("openapi.json", "application/json")))
 	mux.Handle("GET /docs", wrap("/docs", asset("docs.html", "text/html; charset=utf-8")))

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edge/nfs-watcher-uploader/internal/bandwidth"
 	"github.com/edge/nfs-watcher-uploader/internal/lease"
 	"github.com/edge/nfs-watcher-uploader/internal/pipeline"
 	"github.com/edge/nfs-watcher-uploader/internal/session"
@@ -70,6 +71,7 @@ type Status struct {
 	// another pod holds or took over its lease.
 	LeaseError *Problem `json:"lease_error"`
 	pipeline.Counts
+	bandwidth.State
 }
 
 type active struct {
