@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/edge/nfs-watcher-uploader/internal/atomicfile"
 )
 
 // Setter applies a limit in bytes per second; 0 lifts it.
@@ -246,18 +248,5 @@ func save(dir string, p persisted) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, overrideFile+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	_ = tmp.Sync()
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, overrideFile))
+	return atomicfile.Write(dir, overrideFile, b)
 }

@@ -20,6 +20,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/edge/nfs-watcher-uploader/internal/atomicfile"
 )
 
 // Dir is the folder of lease files below the incoming folder. It starts with
@@ -226,21 +228,7 @@ func (l *Lease) tmp() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	f, err := os.CreateTemp(l.m.dir, ".tmp-"+l.rec.Session+"-*")
-	if err != nil {
-		return "", err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return "", err
-	}
-	_ = f.Sync()
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return "", err
-	}
-	return f.Name(), nil
+	return atomicfile.Temp(l.m.dir, ".tmp-"+l.rec.Session+"-*", b)
 }
 
 // create links the record into place only if no lease exists: link(2)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/edge/nfs-watcher-uploader/internal/atomicfile"
 	"github.com/google/uuid"
 )
 
@@ -92,18 +93,5 @@ func Save(processingRoot string, s State) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(processingRoot, stateFile+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	_ = tmp.Sync()
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(processingRoot, stateFile))
+	return atomicfile.Write(processingRoot, stateFile, b)
 }
