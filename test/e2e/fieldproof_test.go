@@ -16,11 +16,15 @@ import (
 
 // A writer whose clock is years behind (every mtime in 2001) appends in
 // bursts with pauses longer than a poll but shorter than the minimum age.
+// Under the old rule (mtime older than the minimum age, same on two polls)
+// the file was claimed after its first chunk.
 // The file must stay in incoming until it has been still for the minimum
 // age on the service's clock, and the blob must end with every byte.
 func TestSlowWriterWithOldMtimes(t *testing.T) {
 	s := newSvc(t)
-	s.env["APP_MIN_FILE_AGE_S"] = "1.5"
+	// Pauses of 0.4 s against a minimum age of 3 s: a wide margin for a
+	// loaded machine, and still many polls (0.1 s) between writes.
+	s.env["APP_MIN_FILE_AGE_S"] = "3"
 	s.start()
 	in, date := s.startSession("oldclock")
 	path := filepath.Join(in, "slow.bin")
