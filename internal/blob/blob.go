@@ -407,15 +407,6 @@ func (s *Store) Stat(ctx context.Context, name string) (Info, error) {
 	return info, nil
 }
 
-// Exists reports whether the blob is stored.
-func (s *Store) Exists(ctx context.Context, name string) (bool, error) {
-	_, err := s.Stat(ctx, name)
-	if errors.Is(err, ErrNotFound) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
 // Verify confirms that the stored blob has the given size and MD5.
 func (s *Store) Verify(ctx context.Context, name string, size int64, md5sum []byte) error {
 	info, err := s.Stat(ctx, name)

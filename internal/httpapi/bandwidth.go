@@ -1,12 +1,9 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"strings"
 
 	"github.com/edge/nfs-watcher-uploader/internal/bandwidth"
 )
@@ -68,23 +65,14 @@ func writeBandwidth(w http.ResponseWriter, st bandwidth.State, err error) {
 }
 
 func decodeBandwidth(w http.ResponseWriter, r *http.Request) (string, int, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	body, code, err := readBody(w, r)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return "", http.StatusRequestEntityTooLarge, fmt.Errorf("request body is larger than %d bytes", maxBody)
-		}
-		return "", http.StatusBadRequest, fmt.Errorf("read body: %v", err)
+		return "", code, err
 	}
 	const want = `want {"limit": "10M"}, rclone --bwlimit syntax`
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.DisallowUnknownFields()
 	var req bandwidthRequest
-	if err := dec.Decode(&req); err != nil {
-		return "", http.StatusBadRequest, fmt.Errorf("bad JSON body (%s): %v", want, err)
-	}
-	if dec.More() {
-		return "", http.StatusBadRequest, errors.New("bad JSON body: more than one JSON value")
+	if err := decodeOne(body, &req, want); err != nil {
+		return "", http.StatusBadRequest, err
 	}
 	if req.Limit == nil {
 		return "", http.StatusBadRequest, fmt.Errorf("missing \"limit\" (%s; \"off\" for none, DELETE to return to the configured limit)", want)

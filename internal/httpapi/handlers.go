@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -80,26 +81,45 @@ func start(c Controller) http.Handler {
 	})
 }
 
-func decodeStart(w http.ResponseWriter, r *http.Request) (string, int, error) {
+// readBody reads a request body of at most maxBody bytes; the int is the
+// status to answer on error.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return "", http.StatusRequestEntityTooLarge, fmt.Errorf("request body is larger than %d bytes", maxBody)
+			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body is larger than %d bytes", maxBody)
 		}
-		return "", http.StatusBadRequest, fmt.Errorf("read body: %v", err)
+		return nil, http.StatusBadRequest, fmt.Errorf("read body: %v", err)
+	}
+	return body, 0, nil
+}
+
+// decodeOne decodes exactly one JSON value with no unknown fields into v;
+// want describes the expected body in the error.
+func decodeOne(body []byte, v any, want string) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("bad JSON body (%s): %v", want, err)
+	}
+	if dec.More() {
+		return errors.New("bad JSON body: more than one JSON value")
+	}
+	return nil
+}
+
+func decodeStart(w http.ResponseWriter, r *http.Request) (string, int, error) {
+	body, code, err := readBody(w, r)
+	if err != nil {
+		return "", code, err
 	}
 	if strings.TrimSpace(string(body)) == "" {
 		return "", 0, nil
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.DisallowUnknownFields()
 	var req startRequest
-	if err := dec.Decode(&req); err != nil {
-		return "", http.StatusBadRequest, fmt.Errorf("bad JSON body (want {\"session\": \"name\"} or {}): %v", err)
-	}
-	if dec.More() {
-		return "", http.StatusBadRequest, errors.New("bad JSON body: more than one JSON value")
+	if err := decodeOne(body, &req, `want {"session": "name"} or {}`); err != nil {
+		return "", http.StatusBadRequest, err
 	}
 	if req.Session == nil {
 		return "", 0, nil

@@ -82,9 +82,9 @@ type Item struct {
 	attempts     int
 	firstFailure time.Time
 	nextTry      time.Time
-	// The size and MD5 of the file when last staged: a file that vanishes
-	// later counts as uploaded only if its blob has exactly these.
-	hashed   bool
+	// The size and MD5 of the file when last staged (nil MD5: never
+	// read): a file that vanishes later counts as uploaded only if its
+	// blob has exactly these.
 	lastSize int64
 	lastMD5  []byte
 }

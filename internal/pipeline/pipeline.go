@@ -243,7 +243,7 @@ func (p *Pipeline) process(ctx context.Context, it *Item) {
 // holds exactly the bytes it had when last read, never merely because a
 // blob of that name (perhaps an older version) exists.
 func (p *Pipeline) alreadyUploaded(ctx context.Context, it *Item) bool {
-	return it.hashed && p.store.Verify(ctx, it.Key(), it.lastSize, it.lastMD5) == nil
+	return it.lastMD5 != nil && p.store.Verify(ctx, it.Key(), it.lastSize, it.lastMD5) == nil
 }
 
 func stepOf(err error) string {

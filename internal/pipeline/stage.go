@@ -104,7 +104,7 @@ func (p *Pipeline) stage(ctx context.Context, it *Item) (*source, error) {
 			}
 		}
 		if err == nil {
-			it.hashed, it.lastSize, it.lastMD5 = true, src.size, src.md5
+			it.lastSize, it.lastMD5 = src.size, src.md5
 			return src, nil
 		}
 		if !errors.Is(err, errTorn) {
