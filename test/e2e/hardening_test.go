@@ -123,12 +123,7 @@ func TestStrandedFileIsSwept(t *testing.T) {
 // leaves NFS.
 func TestCompleteENOENTWithFileStillThere(t *testing.T) {
 	s, f := fuseSvc(t)
-	p, err := faultproxy.Start(az.BlobEndpoint())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
-	s.env["APP_AZURE_CONNECTION_STRING"] = az.ConnectionString(p.URL() + "/devstoreaccount1")
+	p := proxyAzure(t, s)
 	s.start()
 	holdPuts(p)
 	in, date := s.startSession("enoent")
@@ -159,14 +154,7 @@ func TestEACCESOnClaimIsPermanent(t *testing.T) {
 	in, date := s.startSession("eacces")
 	f.Fail(nfsfault.Rename, "locked.bin", syscall.EACCES, 1000)
 	want := map[string]string{date + "/eacces/locked.bin": writeFile(t, in, "locked.bin", []byte("locked"))}
-	eventually(t, 20*time.Second, "a permanent failure in status", func() bool {
-		for _, e := range s.status()["failing"].([]any) {
-			if m := e.(map[string]any); m["step"] == "claim" && m["permanent"] == true {
-				return true
-			}
-		}
-		return false
-	})
+	waitPermanent(t, s, "claim")
 	f.Clear()
 	waitBlobs(t, s.container(), want, 20*time.Second)
 	s.waitNFSEmpty("eacces")
@@ -280,12 +268,7 @@ func TestDeletedContainerIsRecreated(t *testing.T) {
 // fixed; then it completes and leaves NFS.
 func TestEACCESOnCompleteIsPermanent(t *testing.T) {
 	s, f := fuseSvc(t)
-	p, err := faultproxy.Start(az.BlobEndpoint())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
-	s.env["APP_AZURE_CONNECTION_STRING"] = az.ConnectionString(p.URL() + "/devstoreaccount1")
+	p := proxyAzure(t, s)
 	s.start()
 	holdPuts(p)
 	in, date := s.startSession("eacces-done")
@@ -293,14 +276,7 @@ func TestEACCESOnCompleteIsPermanent(t *testing.T) {
 	eventually(t, 20*time.Second, "upload held", func() bool { return p.Hanging.Load() > 0 })
 	f.Fail(nfsfault.Rename, "d.bin", syscall.EACCES, -1)
 	p.Release()
-	eventually(t, 20*time.Second, "a permanent failure at the complete step", func() bool {
-		for _, e := range s.status()["failing"].([]any) {
-			if m := e.(map[string]any); m["step"] == "complete" && m["permanent"] == true {
-				return true
-			}
-		}
-		return false
-	})
+	waitPermanent(t, s, "complete")
 	if _, err := os.Stat(filepath.Join(s.processing(), date, "eacces-done", "d.bin")); err != nil {
 		t.Fatalf("the file left processing while its completion was refused: %v", err)
 	}
@@ -339,4 +315,17 @@ func TestUnreadableSessionFolderIsSkippedAtRecovery(t *testing.T) {
 	})
 	f.Clear()
 	waitBlobsContain(t, s.container(), date+"/bad/bad.bin", sha([]byte("left by a crash in bad")))
+}
+
+// waitPermanent waits until status lists a permanent failure at step.
+func waitPermanent(t *testing.T, s *svc, step string) {
+	t.Helper()
+	eventually(t, 20*time.Second, "a permanent failure at the "+step+" step", func() bool {
+		for _, e := range s.status()["failing"].([]any) {
+			if m := e.(map[string]any); m["step"] == step && m["permanent"] == true {
+				return true
+			}
+		}
+		return false
+	})
 }

@@ -456,14 +456,21 @@ func (s *svc) waitNFSEmpty(session string) {
 // fault proxy in front of Azurite.
 func newProxiedSvc(t *testing.T) (*svc, *faultproxy.Proxy) {
 	t.Helper()
+	s := newSvc(t)
+	return s, proxyAzure(t, s)
+}
+
+// proxyAzure routes a prepared service's Azure traffic through a fresh
+// fault proxy in front of Azurite.
+func proxyAzure(t *testing.T, s *svc) *faultproxy.Proxy {
+	t.Helper()
 	p, err := faultproxy.Start(az.BlobEndpoint())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.Close)
-	s := newSvc(t)
 	s.env["APP_AZURE_CONNECTION_STRING"] = az.ConnectionString(p.URL() + "/devstoreaccount1")
-	return s, p
+	return p
 }
 
 // holdPuts holds every upload request until p.Release.
