@@ -3,8 +3,8 @@
 package blob
 
 import (
-	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -88,8 +89,17 @@ var ErrNotFound = errors.New("blob not found")
 // Info describes a stored blob.
 type Info struct {
 	Size int64
-	MD5  []byte
+	MD5  []byte // Content-MD5; the service computes it on every single Put Blob
+	// CRC64 is the CRC-64/NVME of the content from metadata "crc64", which
+	// the service checked against the bytes when they were sent; HasCRC64 is
+	// false for a blob this service did not write.
+	CRC64    uint64
+	HasCRC64 bool
 }
+
+// MetaCRC64 is the metadata key holding the content's CRC-64/NVME in hex:
+// the checksum the service verified on upload, for blobs of any size.
+const MetaCRC64 = "crc64"
 
 // Open tries each configured credential against the container (creating it
 // if missing) and returns a Store for the first that works. When none works
@@ -250,15 +260,17 @@ func (s *Store) BlockSize(size int64) int64 {
 }
 
 // Put uploads size bytes of src as a block blob named name, replacing any
-// blob of that name. Files up to the single-put size go in one Put Blob whose
-// Content-MD5 the service checks; larger ones go as parallel blocks, each
-// carrying the CRC64 the caller computed when it hashed the file, committed
-// with the whole file's MD5. Bytes that differ from what was hashed (a
-// source rewritten in place, damage on the way) are refused by the service.
+// blob of that name. Files up to the single-put size go in one Put Blob
+// carrying the whole file's CRC64, for which the service computes and stores
+// the Content-MD5; larger ones go as parallel blocks, each carrying its own
+// CRC64. Every checksum was computed when the file was read, so bytes that
+// differ from what was read (a source rewritten in place, damage on the
+// way) are refused by the service. Metadata "crc64" records the whole
+// file's, for Verify.
 //
-// confirmed is true when the answer itself proves the stored bytes: the
-// service computes the MD5 of a Put Blob's content, refuses a mismatch and
-// returns it. A block list is not confirmed: Verify it.
+// confirmed is true when the answer itself proves the stored bytes: a Put
+// Blob is stored only if its CRC64 matched, and the answer carries the
+// Content-MD5 the service stored. A block list is not confirmed: Verify it.
 //
 // A container deleted while the service runs is created again.
 func (s *Store) Put(ctx context.Context, o object.Object) (confirmed bool, err error) {
@@ -273,10 +285,10 @@ func (s *Store) Put(ctx context.Context, o object.Object) (confirmed bool, err e
 }
 
 func (s *Store) put(ctx context.Context, o object.Object) (bool, error) {
-	name, src, size, md5sum, blockCRC := o.Name, o.Src, o.Size, o.MD5, o.BlockCRC
+	name, src, size, blockCRC := o.Name, o.Src, o.Size, o.BlockCRC
 	bb := s.c.NewBlockBlobClient(name)
 	contentType := contenttype.ForName(name)
-	headers := &blob.HTTPHeaders{BlobContentMD5: md5sum, BlobContentType: &contentType}
+	headers := &blob.HTTPHeaders{BlobContentType: &contentType}
 	meta, tier, tags := s.properties(o)
 	blockSize := s.BlockSize(size)
 	if blockSize == 0 {
@@ -285,12 +297,12 @@ func (s *Store) put(ctx context.Context, o object.Object) (bool, error) {
 			Metadata:                meta,
 			Tier:                    tier,
 			Tags:                    tags,
-			TransactionalValidation: blob.TransferValidationTypeMD5(md5sum),
+			TransactionalValidation: blob.TransferValidationTypeCRC64(o.CRC64),
 		})
 		if err != nil {
 			return false, err
 		}
-		return bytes.Equal(resp.ContentMD5, md5sum), nil
+		return len(resp.ContentMD5) == md5.Size, nil
 	}
 	n := (size + blockSize - 1) / blockSize
 	if n > blockblob.MaxBlocks {
@@ -304,14 +316,14 @@ func (s *Store) put(ctx context.Context, o object.Object) (bool, error) {
 		conc = DefaultConcurrency()
 	}
 	// Blocks staged by an earlier attempt (before a failure or a crash) are
-	// kept: their ids name the whole file's MD5, the block size and the
-	// index, so an id present with the right size holds exactly these bytes.
+	// kept: their ids name the whole file's CRC64 and size, the block size
+	// and the index, so an id present with the right size holds these bytes.
 	staged := s.stagedBlocks(ctx, bb)
 	ids := make([]string, n)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(conc)
 	for i := range n {
-		ids[i] = blockID(md5sum, blockSize, i)
+		ids[i] = blockID(o.CRC64, size, blockSize, i)
 		off := i * blockSize
 		length := min(blockSize, size-off)
 		if staged[ids[i]] == length {
@@ -349,7 +361,8 @@ const MtimeFormat = "2006-01-02T15:04:05.999999999Z07:00"
 func (s *Store) properties(o object.Object) (map[string]*string, *blob.AccessTier, map[string]string) {
 	mtime := o.Mtime.UTC().Format(MtimeFormat)
 	session := o.Session
-	meta := map[string]*string{"mtime": &mtime, "session": &session}
+	crc := fmt.Sprintf("%016x", o.CRC64)
+	meta := map[string]*string{"mtime": &mtime, "session": &session, MetaCRC64: &crc}
 	var tier *blob.AccessTier
 	if s.opts.AccessTier != "" {
 		t := blob.AccessTier(s.opts.AccessTier)
@@ -369,9 +382,10 @@ func (s *Store) properties(o object.Object) (map[string]*string, *blob.AccessTie
 // blockTries bounds how often one block is sent after checksum mismatches.
 const blockTries = 3
 
-// blockID is the same length for every block of every file, as Azure requires.
-func blockID(md5sum []byte, blockSize, index int64) string {
-	return base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "%032x-%016x-%010d", md5sum, blockSize, index))
+// blockID is the same length for every block of every file, as Azure
+// requires (and as long as the MD5-based ids of earlier versions).
+func blockID(crc uint64, size, blockSize, index int64) string {
+	return base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "%016x%016x-%016x-%010d", crc, size, blockSize, index))
 }
 
 // stagedBlocks lists uncommitted blocks (id -> size); none on any error,
@@ -390,7 +404,7 @@ func (s *Store) stagedBlocks(ctx context.Context, bb *blockblob.Client) map[stri
 	return out
 }
 
-// Stat reads a blob's size and stored Content-MD5.
+// Stat reads a blob's size, Content-MD5 and CRC64.
 func (s *Store) Stat(ctx context.Context, name string) (Info, error) {
 	p, err := s.c.NewBlobClient(name).GetProperties(ctx, nil)
 	if err != nil {
@@ -404,11 +418,19 @@ func (s *Store) Stat(ctx context.Context, name string) (Info, error) {
 		info.Size = *p.ContentLength
 	}
 	info.MD5 = p.ContentMD5
+	for k, v := range p.Metadata {
+		// Metadata keys come back in whatever case the service keeps.
+		if strings.EqualFold(k, MetaCRC64) && v != nil && len(*v) == 16 {
+			if crc, err := strconv.ParseUint(*v, 16, 64); err == nil {
+				info.CRC64, info.HasCRC64 = crc, true
+			}
+		}
+	}
 	return info, nil
 }
 
-// Verify confirms that the stored blob has the given size and MD5.
-func (s *Store) Verify(ctx context.Context, name string, size int64, md5sum []byte) error {
+// Verify confirms that the stored blob has the given size and CRC64.
+func (s *Store) Verify(ctx context.Context, name string, size int64, crc uint64) error {
 	info, err := s.Stat(ctx, name)
 	if err != nil {
 		return fmt.Errorf("read back: %w", err)
@@ -416,8 +438,8 @@ func (s *Store) Verify(ctx context.Context, name string, size int64, md5sum []by
 	if info.Size != size {
 		return fmt.Errorf("read back: blob has %d bytes, source has %d", info.Size, size)
 	}
-	if !bytes.Equal(info.MD5, md5sum) {
-		return fmt.Errorf("read back: blob Content-MD5 %x differs from source %x", info.MD5, md5sum)
+	if !info.HasCRC64 || info.CRC64 != crc {
+		return fmt.Errorf("read back: blob CRC64 %016x (recorded: %v) differs from source %016x", info.CRC64, info.HasCRC64, crc)
 	}
 	return nil
 }

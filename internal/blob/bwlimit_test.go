@@ -3,7 +3,6 @@ package blob
 import (
 	"bytes"
 	"context"
-	"crypto/md5"
 	"errors"
 	"fmt"
 	"net/http"
@@ -26,8 +25,8 @@ func putAll(t *testing.T, s *Store, n, size int) time.Duration {
 	for i := range n {
 		wg.Go(func() {
 			data := bytes.Repeat([]byte{byte('a' + i)}, size)
-			sum := md5.Sum(data)
-			ok, err := s.Put(context.Background(), object.Object{Name: fmt.Sprintf("b%d.bin", i), Src: bytes.NewReader(data), Size: int64(size), MD5: sum[:]})
+			sum := crcOf(data)
+			ok, err := s.Put(context.Background(), object.Object{Name: fmt.Sprintf("b%d.bin", i), Src: bytes.NewReader(data), Size: int64(size), CRC64: sum})
 			if err == nil && !ok {
 				err = errors.New("not confirmed")
 			}

@@ -18,17 +18,17 @@ import (
 	"github.com/edge/nfs-watcher-uploader/internal/object"
 )
 
-// putObject uploads data as name the way the pipeline does: MD5 always,
+// putObject uploads data as name the way the pipeline does: CRC64 always,
 // block CRCs when the store cuts the file in blocks.
 func putObject(t *testing.T, s *Store, name string, data []byte, mtime time.Time) {
 	t.Helper()
-	sum := md5.Sum(data)
+	sum := crcOf(data)
 	var crcs []uint64
 	if bs := s.BlockSize(int64(len(data))); bs > 0 {
 		crcs = blockCRCs(data, int(bs))
 	}
 	_, err := s.Put(context.Background(), object.Object{
-		Name: name, Src: bytes.NewReader(data), Size: int64(len(data)), MD5: sum[:], BlockCRC: crcs,
+		Name: name, Src: bytes.NewReader(data), Size: int64(len(data)), CRC64: sum, BlockCRC: crcs,
 		Session: "cam-1", Date: "20260102", Mtime: mtime,
 	})
 	if err != nil {
@@ -52,7 +52,7 @@ var sizes = map[string]int{"put-blob": 100, "block-list": 3000}
 // Every blob, on both upload paths, carries the Content-Type of its
 // extension, metadata mtime (rclone's format, UTC, nanoseconds) and
 // session, the configured tier and the index tags with {session} and {date}
-// expanded; Content-MD5 stays as before. Read back from Azurite.
+// expanded; a single Put Blob gets the Content-MD5 the service computes. Read back from Azurite.
 func TestBlobProperties(t *testing.T) {
 	s := open(t, "", Options{SinglePutSize: 1024, BlockSize: 1024, AccessTier: "Cool", Tags: map[string]string{
 		"site": "plant-7", "session": "{session}", "day": "{date}", "both": "{session}/{date}", "note": "a b+c/d:e=f_g.h-i",
@@ -78,9 +78,13 @@ func TestBlobProperties(t *testing.T) {
 			if p.ContentType == nil || *p.ContentType != wantType {
 				t.Errorf("%s: Content-Type %v, want %s", name, deref(p.ContentType), wantType)
 			}
-			sum := md5.Sum(data)
-			if !bytes.Equal(p.ContentMD5, sum[:]) {
+			// The service computes the Content-MD5 of a single Put Blob;
+			// every blob carries the CRC64 that was verified on upload.
+			if sum := md5.Sum(data); path == "put-blob" && !bytes.Equal(p.ContentMD5, sum[:]) {
 				t.Errorf("%s: Content-MD5 %x, want %x", name, p.ContentMD5, sum)
+			}
+			if got, _ := metaValue(p.Metadata, MetaCRC64); got != fmt.Sprintf("%016x", crcOf(data)) {
+				t.Errorf("%s: metadata crc64 %q, want %016x", name, got, crcOf(data))
 			}
 			got, ok := metaValue(p.Metadata, "mtime")
 			if got != "2024-03-05T05:07:08.123456789Z" {

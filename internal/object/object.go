@@ -13,9 +13,10 @@ type Object struct {
 	Name string      // blob name: <YYYYMMDD>/<session>/<relative path>
 	Src  io.ReaderAt // its bytes
 	Size int64
-	MD5  []byte
-	// BlockCRC holds each block's CRC64 (as the store's BlockSize cuts
-	// them), computed in the same pass as MD5.
+	// CRC64 is the CRC-64/NVME of the whole file (Azure's x-ms-content-crc64)
+	// and BlockCRC each block's (as the store's BlockSize cuts them), all
+	// computed in the one pass that read the file.
+	CRC64    uint64
 	BlockCRC []uint64
 	Session  string
 	Date     string    // YYYYMMDD

@@ -12,7 +12,7 @@ import (
 
 // complete moves the uploaded file into .done (the GC deletes it there).
 // It runs only after the blob was confirmed with the source's size and
-// MD5, and only if the claimed file still is what was uploaded: bytes a
+// CRC64, and only if the claimed file still is what was uploaded: bytes a
 // writer appended after the copy would otherwise be deleted unuploaded.
 func (p *Pipeline) complete(ctx context.Context, it *Item, src *source) error {
 	from := p.processingPath(it)

@@ -17,12 +17,12 @@ type Store interface {
 	// means one request carries the whole file.
 	BlockSize(size int64) int64
 	// Put uploads o, replacing any older blob of its name. The service
-	// refuses any block whose bytes differ from o.BlockCRC, so a blob never
-	// mixes bytes that were not hashed. confirmed means the service proved
-	// the stored bytes have o.MD5.
+	// refuses any request whose bytes differ from o.CRC64 or o.BlockCRC, so
+	// a blob never holds bytes that were not read from the file. confirmed
+	// means the answer itself proves the stored bytes.
 	Put(ctx context.Context, o object.Object) (confirmed bool, err error)
-	// Verify fails unless the stored blob has this size and MD5.
-	Verify(ctx context.Context, name string, size int64, md5sum []byte) error
+	// Verify fails unless the stored blob has this size and CRC64.
+	Verify(ctx context.Context, name string, size int64, crc uint64) error
 }
 
 // Layout names every folder of the lifecycle.
@@ -82,11 +82,12 @@ type Item struct {
 	attempts     int
 	firstFailure time.Time
 	nextTry      time.Time
-	// The size and MD5 of the file when last staged (nil MD5: never
-	// read): a file that vanishes later counts as uploaded only if its
-	// blob has exactly these.
+	// The size and CRC64 of the file when last read (read: ever): a file
+	// that vanishes later counts as uploaded only if its blob has exactly
+	// these.
+	read     bool
 	lastSize int64
-	lastMD5  []byte
+	lastCRC  uint64
 }
 
 // Key identifies a file across its whole lifecycle.

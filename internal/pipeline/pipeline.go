@@ -71,11 +71,11 @@ func New(opts Options, store Store, stats *Stats, log *slog.Logger) *Pipeline {
 	stats.setStagingBudget(opts.StagingMaxBytes)
 	return &Pipeline{
 		opts: opts, store: store, log: log, stats: stats,
-		tracer:  otel.Tracer("nfs-watcher-uploader/pipeline"),
+		tracer:    otel.Tracer("nfs-watcher-uploader/pipeline"),
 		budget:  newBudget(opts.StagingMaxBytes),
-		slots:   make(chan struct{}, opts.QueueSize),
-		queue:   make(chan *Item, opts.QueueSize),
-		pending: map[string]*Item{},
+		slots:     make(chan struct{}, opts.QueueSize),
+		queue:     make(chan *Item, opts.QueueSize),
+		pending:   map[string]*Item{},
 	}
 }
 
@@ -243,7 +243,7 @@ func (p *Pipeline) process(ctx context.Context, it *Item) {
 // holds exactly the bytes it had when last read, never merely because a
 // blob of that name (perhaps an older version) exists.
 func (p *Pipeline) alreadyUploaded(ctx context.Context, it *Item) bool {
-	return it.lastMD5 != nil && p.store.Verify(ctx, it.Key(), it.lastSize, it.lastMD5) == nil
+	return it.read && p.store.Verify(ctx, it.Key(), it.lastSize, it.lastCRC) == nil
 }
 
 func stepOf(err error) string {
@@ -347,7 +347,7 @@ func (p *Pipeline) upload(ctx context.Context, it *Item) (int64, time.Duration, 
 	err = p.span(ctx, "upload", func(ctx context.Context) error {
 		trace.SpanFromContext(ctx).SetAttributes(attribute.Int64("file.size", src.size))
 		confirmed, err := p.store.Put(ctx, object.Object{
-			Name: it.Key(), Src: src.r, Size: src.size, MD5: src.md5, BlockCRC: src.blockCRC,
+			Name: it.Key(), Src: src.r, Size: src.size, CRC64: src.crc64, BlockCRC: src.blockCRC,
 			Session: it.Session, Date: it.Date, Mtime: time.Unix(0, src.sig.Mtime).UTC(),
 		})
 		if err != nil {
@@ -359,7 +359,7 @@ func (p *Pipeline) upload(ctx context.Context, it *Item) (int64, time.Duration, 
 		if confirmed {
 			return nil
 		}
-		return p.store.Verify(ctx, it.Key(), src.size, src.md5)
+		return p.store.Verify(ctx, it.Key(), src.size, src.crc64)
 	})
 	upload := time.Since(start)
 	if err != nil {

@@ -3,11 +3,8 @@ package pipeline
 import (
 	"bytes"
 	"context"
-	"crypto/md5"
 	"errors"
 	"fmt"
-	"hash"
-	"hash/crc64"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/edge/nfs-watcher-uploader/internal/failure"
+	"github.com/minio/crc64nvme"
 )
 
 var (
@@ -37,7 +35,7 @@ func (e *noRoom) Error() string { return e.reason }
 type source struct {
 	r        io.ReaderAt
 	size     int64
-	md5      []byte
+	crc64    uint64
 	blockCRC []uint64
 	sig      Sig      // the claimed file's signature when it was read
 	inPlace  *os.File // set when uploading straight from .processing
@@ -104,7 +102,7 @@ func (p *Pipeline) stage(ctx context.Context, it *Item) (*source, error) {
 			}
 		}
 		if err == nil {
-			it.lastSize, it.lastMD5 = src.size, src.md5
+			it.lastSize, it.lastCRC, it.read = src.size, src.crc64, true
 			return src, nil
 		}
 		if !errors.Is(err, errTorn) {
@@ -212,11 +210,28 @@ func openSource(path string) (*os.File, Sig, error) {
 	return f, SigOf(fi), nil
 }
 
-const copyBuf = 1 << 20
+const (
+	copyBuf  = 1 << 20
+	smallBuf = 64 << 10
+)
 
 // buffers are reused: a fresh 1 MiB per file costs more than copying a
-// small file does.
-var buffers = sync.Pool{New: func() any { b := make([]byte, copyBuf); return &b }}
+// small file does. Files up to 64 KiB (most of a backlog of small files)
+// take a small one, so many workers hold little memory.
+var (
+	buffers      = sync.Pool{New: func() any { b := make([]byte, copyBuf); return &b }}
+	smallBuffers = sync.Pool{New: func() any { b := make([]byte, smallBuf); return &b }}
+)
+
+// bufferFor gives a pooled buffer that holds size bytes (size ≤ copyBuf)
+// and the pool to return it to.
+func bufferFor(size int64) (*[]byte, *sync.Pool) {
+	pool := &buffers
+	if size <= smallBuf {
+		pool = &smallBuffers
+	}
+	return pool.Get().(*[]byte), pool
+}
 
 func copyAll(dst io.Writer, src io.Reader) (int64, error) {
 	buf := buffers.Get().(*[]byte)
@@ -224,45 +239,43 @@ func copyAll(dst io.Writer, src io.Reader) (int64, error) {
 	return io.CopyBuffer(dst, onlyReader{src}, *buf)
 }
 
-// crcTable is the CRC64 the blob service checks on each block.
-var crcTable = crc64.MakeTable(0x9A6C9329AC4BC9B5)
-
-// sums computes, in one pass, the whole file's MD5 and each block's CRC64.
+// sums computes, in one pass, the CRC-64/NVME of the whole file and of
+// each block: the checksums Azure verifies on every request. They replace
+// an MD5 of our own: the PCLMUL/PMULL code runs at over 10 GB/s where MD5
+// takes about 2 s of CPU per GB, and the service stores the MD5 it computes
+// itself on every single Put Blob.
 type sums struct {
-	md5     hash.Hash
+	whole   uint64
 	block   int64
-	crc     hash.Hash64
+	crc     uint64
 	inBlock int64
 	crcs    []uint64
 }
 
-func newSums(block int64) *sums {
-	return &sums{md5: md5.New(), block: block, crc: crc64.New(crcTable)}
-}
+func newSums(block int64) *sums { return &sums{block: block} }
 
 func (s *sums) Write(b []byte) (int, error) {
 	n := len(b)
-	s.md5.Write(b)
+	s.whole = crc64nvme.Update(s.whole, b)
 	for s.block > 0 && len(b) > 0 {
 		k := min(int64(len(b)), s.block-s.inBlock)
-		s.crc.Write(b[:k])
+		s.crc = crc64nvme.Update(s.crc, b[:k])
 		s.inBlock += k
 		b = b[k:]
 		if s.inBlock == s.block {
-			s.crcs = append(s.crcs, s.crc.Sum64())
-			s.crc.Reset()
-			s.inBlock = 0
+			s.crcs = append(s.crcs, s.crc)
+			s.crc, s.inBlock = 0, 0
 		}
 	}
 	return n, nil
 }
 
-func (s *sums) finish() ([]byte, []uint64) {
+func (s *sums) finish() (uint64, []uint64) {
 	if s.inBlock > 0 {
-		s.crcs = append(s.crcs, s.crc.Sum64())
-		s.inBlock = 0
+		s.crcs = append(s.crcs, s.crc)
+		s.crc, s.inBlock = 0, 0
 	}
-	return s.md5.Sum(nil), s.crcs
+	return s.whole, s.crcs
 }
 
 // copyHashed copies in (opened with before) to dstPath, hashing it. It
@@ -297,21 +310,21 @@ func copyHashed(in *os.File, before Sig, srcPath, dstPath string, block int64) (
 		return nil, err
 	}
 	sum, crcs := h.finish()
-	return &source{r: out, size: n, md5: sum, blockCRC: crcs, sig: before, staging: dstPath, done: discard}, nil
+	return &source{r: out, size: n, crc64: sum, blockCRC: crcs, sig: before, staging: dstPath, done: discard}, nil
 }
 
 // copyToMemory stages a file of at most one buffer in memory: the same
 // private, stable copy as a staging file, without creating, writing and
 // deleting a file per upload (most of the cost of a small file).
 func copyToMemory(in *os.File, before Sig, srcPath string, block int64) (*source, error) {
-	buf := buffers.Get().(*[]byte)
+	buf, pool := bufferFor(before.Size)
 	n, err := io.ReadFull(in, *buf)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		buffers.Put(buf)
+		pool.Put(buf)
 		return nil, fmt.Errorf("copy to staging: %w", err)
 	}
 	if err := unchangedSince(srcPath, before, int64(n)); err != nil {
-		buffers.Put(buf)
+		pool.Put(buf)
 		return nil, err
 	}
 	h := newSums(block)
@@ -321,8 +334,8 @@ func copyToMemory(in *os.File, before Sig, srcPath string, block int64) (*source
 	// buffer on; its checksums make the service refuse such bytes.
 	return &source{
 		r:    bytes.NewReader((*buf)[:n]),
-		size: int64(n), md5: sum, blockCRC: crcs, sig: before,
-		done: func() { buffers.Put(buf) },
+		size: int64(n), crc64: sum, blockCRC: crcs, sig: before,
+		done: func() { pool.Put(buf) },
 	}, nil
 }
 
@@ -348,7 +361,7 @@ func (p *Pipeline) readInPlace(path string) (*source, error) {
 		return nil, fmt.Errorf("%w (size %d→%d, read %d)", errTorn, before.Size, fi.Size(), n)
 	}
 	sum, crcs := h.finish()
-	return &source{r: f, size: n, md5: sum, blockCRC: crcs, sig: before, inPlace: f, done: func() { f.Close() }}, nil
+	return &source{r: f, size: n, crc64: sum, blockCRC: crcs, sig: before, inPlace: f, done: func() { f.Close() }}, nil
 }
 
 // onlyReader hides WriterTo/ReaderFrom so io.CopyBuffer uses our buffer size.

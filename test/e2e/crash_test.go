@@ -1,12 +1,13 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"crypto/md5"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -24,10 +25,10 @@ var (
 	crashSeed  = flag.Uint64("crash.seed", 0, "random seed for TestCrashSafety (0: from the clock)")
 )
 
-// blobMD5s lists the container: name -> stored Content-MD5.
-func blobMD5s(t *testing.T, container string) map[string][]byte {
+// blobETags lists the container: name -> ETag.
+func blobETags(t *testing.T, container string) map[string]string {
 	t.Helper()
-	out := map[string][]byte{}
+	out := map[string]string{}
 	pager := azc.NewListBlobsFlatPager(container, nil)
 	for pager.More() {
 		page, err := pager.NextPage(context.Background())
@@ -38,10 +39,33 @@ func blobMD5s(t *testing.T, container string) map[string][]byte {
 			t.Fatal(err)
 		}
 		for _, b := range page.Segment.BlobItems {
-			out[*b.Name] = b.Properties.ContentMD5
+			out[*b.Name] = string(*b.Properties.ETag)
 		}
 	}
 	return out
+}
+
+// storedSHA is the SHA-256 of the blob's bytes ("" when there is none),
+// downloaded once per version (ETag); the service is dead while it runs.
+func storedSHA(t *testing.T, container, name, etag string, cache map[string]string) string {
+	t.Helper()
+	if etag == "" {
+		return ""
+	}
+	if sum, ok := cache[etag]; ok {
+		return sum
+	}
+	resp, err := azc.DownloadStream(context.Background(), container, name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	cache[etag] = hex.EncodeToString(h.Sum(nil))
+	return cache[etag]
 }
 
 // hasStagedBlocks reports whether a blob has uncommitted blocks.
@@ -99,7 +123,6 @@ func TestCrashSafety(t *testing.T) {
 
 	type source struct {
 		key  string
-		md5  []byte
 		sha  string
 		size int
 	}
@@ -123,8 +146,7 @@ func TestCrashSafety(t *testing.T) {
 			case len(data) > singlePut:
 				blocked++
 			}
-			sum := md5.Sum(data)
-			files = append(files, source{key: date + "/crash/" + name, md5: sum[:], sha: writeFile(t, in, name, data), size: len(data)})
+			files = append(files, source{key: date + "/crash/" + name, sha: writeFile(t, in, name, data), size: len(data)})
 		}
 	}
 	// Where a file is on NFS right now (the process is dead: nothing moves).
@@ -142,7 +164,8 @@ func TestCrashSafety(t *testing.T) {
 		return "gone"
 	}
 	deletedUnuploaded, recovered := 0, 0
-	leftBlocks := 0 // files a kill left with staged blocks, for the restart to reuse
+	shas := map[string]string{} // ETag -> SHA-256 of the blob's bytes, each version read once
+	leftBlocks := 0             // files a kill left with staged blocks, for the restart to reuse
 	perKill := max(1, *crashFiles / *crashKills)
 	for k := range *crashKills {
 		write(perKill + 1)
@@ -153,9 +176,9 @@ func TestCrashSafety(t *testing.T) {
 			t.Fatalf("service exited by itself: %v", s.exitErr)
 		}
 		s.kill()
-		stored := blobMD5s(t, s.container())
+		etags := blobETags(t, s.container())
 		for _, f := range files {
-			if st := where(f); (st == "gone" || st == "done") && !bytes.Equal(stored[f.key], f.md5) {
+			if st := where(f); (st == "gone" || st == "done") && storedSHA(t, s.container(), f.key, etags[f.key], shas) != f.sha {
 				deletedUnuploaded++
 				t.Errorf("kill %d: %s is %s on NFS but its blob is missing or different", k+1, f.key, st)
 			}

@@ -100,7 +100,7 @@ func leftInPlace(name, why string, make func(t *testing.T, path string, e *hosti
 			if r := skippedReasons(e.s.status())[e.key(shown)]; !strings.Contains(r, why) {
 				t.Errorf("%q: status reason %q, want one mentioning %q", name, r, why)
 			}
-			if _, ok := blobMD5s(t, e.s.container())[e.key(name)]; ok {
+			if _, ok := blobETags(t, e.s.container())[e.key(name)]; ok {
 				t.Errorf("%q was uploaded", name)
 			}
 		},
