@@ -173,7 +173,8 @@ func (b *boot) run(ctx context.Context, cfg config.Config, layout pipeline.Layou
 	pipe := pipeline.New(pipeline.Options{
 		Layout: layout, Workers: cfg.WorkerConcurrency, QueueSize: cfg.MaxQueueSize,
 		RetryBase: cfg.RetryBase(), RetryMax: cfg.RetryMax(), StagingMode: cfg.StagingMode,
-		StagingMaxBytes: cfg.LocalStagingMaxBytes,
+		StagingMaxBytes:  cfg.LocalStagingMaxBytes,
+		InflightMaxBytes: cfg.MaxInflightBytes,
 	}, store, b.stats, log)
 	if err := tel.ObserveOldestWaiting(pipe.OldestPending); err != nil {
 		log.Warn("cannot observe the oldest waiting file", "step", "telemetry", "error", err.Error())

@@ -68,7 +68,8 @@ type Config struct {
 	FileExtensions        []string `env:"FILE_EXTENSIONS" envSeparator:","`
 	FileExcludePatterns   []string `env:"FILE_EXCLUDE" envSeparator:","`
 	MaxQueueSize          int      `env:"MAX_QUEUE_SIZE" envDefault:"2000"`
-	WorkerConcurrency     int      `env:"WORKER_CONCURRENCY" envDefault:"4"`
+	WorkerConcurrency     int      `env:"WORKER_CONCURRENCY" envDefault:"32"`
+	MaxInflightBytes      int64    `env:"MAX_INFLIGHT_BYTES" envDefault:"1073741824"`
 	GCIntervalS           float64  `env:"GC_INTERVAL_S" envDefault:"30"`
 	RetryBaseS            float64  `env:"RETRY_BASE_S" envDefault:"1"`
 	RetryMaxS             float64  `env:"RETRY_MAX_S" envDefault:"300"`
@@ -223,6 +224,9 @@ func (c *Config) validate(p map[string]string) {
 	}
 	if c.WorkerConcurrency < 1 || c.WorkerConcurrency > 256 {
 		set("WORKER_CONCURRENCY", "must be between 1 and 256")
+	}
+	if c.MaxInflightBytes < 1 {
+		set("MAX_INFLIGHT_BYTES", "must be at least 1 byte")
 	}
 	const maxBlock = 4000 * 1024 * 1024 // Azure's Put Block limit
 	if c.AzureMaxBlockSize < 0 || c.AzureMaxBlockSize > maxBlock {

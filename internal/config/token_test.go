@@ -74,7 +74,7 @@ func TestEffectiveMasksSecrets(t *testing.T) {
 			t.Errorf("secret %q printed:\n%s", s, all)
 		}
 	}
-	if vals["APP_AZURE_ACCOUNT_NAME"] != "acct" || vals["APP_WORKER_CONCURRENCY"] != "4" || vals["APP_METRICS_ADDR"] != "" {
+	if vals["APP_AZURE_ACCOUNT_NAME"] != "acct" || vals["APP_WORKER_CONCURRENCY"] != "32" || vals["APP_METRICS_ADDR"] != "" {
 		t.Errorf("effective values wrong:\n%s", all)
 	}
 }

@@ -29,6 +29,9 @@ type Options struct {
 	// StagingMaxBytes bounds the bytes held in staging files at once
 	// (0: no bound).
 	StagingMaxBytes int64
+	// InflightMaxBytes bounds the bytes of the files being copied and
+	// uploaded at once (0: no bound); see admission.
+	InflightMaxBytes int64
 }
 
 // Pipeline runs the workers. Every file it is given stays reserved (in
@@ -41,7 +44,8 @@ type Pipeline struct {
 	stats  *Stats
 	tracer trace.Tracer
 
-	budget *budget
+	budget    *budget
+	admission *admission
 	// slots bounds the queue: a sender holds a slot from before its item is
 	// counted until a worker takes it, so queue_depth never passes the cap.
 	slots chan struct{}
@@ -72,7 +76,8 @@ func New(opts Options, store Store, stats *Stats, log *slog.Logger) *Pipeline {
 	return &Pipeline{
 		opts: opts, store: store, log: log, stats: stats,
 		tracer:    otel.Tracer("nfs-watcher-uploader/pipeline"),
-		budget:  newBudget(opts.StagingMaxBytes),
+		budget:    newBudget(opts.StagingMaxBytes),
+		admission: newAdmission(opts.InflightMaxBytes),
 		slots:     make(chan struct{}, opts.QueueSize),
 		queue:     make(chan *Item, opts.QueueSize),
 		pending:   map[string]*Item{},
@@ -333,8 +338,13 @@ func (p *Pipeline) run(ctx context.Context, it *Item) (int64, time.Duration, err
 
 // upload stages, uploads, confirms and completes the claimed file once.
 func (p *Pipeline) upload(ctx context.Context, it *Item) (int64, time.Duration, error) {
+	release, err := p.admit(ctx, it)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer release()
 	var src *source
-	err := p.span(ctx, "stage", func(ctx context.Context) error {
+	err = p.span(ctx, "stage", func(ctx context.Context) error {
 		var err error
 		src, err = p.stage(ctx, it)
 		return err
