@@ -77,6 +77,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	b := &boot{stats: pipeline.NewStats(tel.Observer), bw: newBandwidth(cfg, log)}
 	defer b.bw.ctl.Close()
+	if err := tel.ObserveBandwidthLimit(func() *int64 { return b.bw.ctl.State().Limit }); err != nil {
+		log.Warn("cannot observe the bandwidth limit", "step", "telemetry", "error", err.Error())
+	}
 	srv := &http.Server{
 		Handler:           httpapi.Routes(lazyController{b}, tel.WrapHTTP, httpapi.WithToken(cfg.APIToken), httpapi.WithBandwidth(b.bw)),
 		ReadHeaderTimeout: 10 * time.Second,

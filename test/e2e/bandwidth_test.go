@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // bandwidthOf is the limit /v1/status shows: bytes/s (0 for null) and source.
@@ -180,5 +183,63 @@ func TestBandwidthCLI(t *testing.T) {
 	out, errOut, code = runCLI(t, env, "bandwidth", "reset")
 	if code != 0 || !strings.Contains(out, "512.0 KiB/s") {
 		t.Fatalf("bandwidth reset: %d %q %q", code, out, errOut)
+	}
+}
+
+// limitOnMetrics is every sample of the bandwidth gauge on /metrics.
+func limitOnMetrics(t *testing.T, url string) []float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	tp := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := tp.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	var out []float64
+	for _, m := range fams["bandwidth_limit_bytes_per_second"].GetMetric() {
+		out = append(out, m.GetGauge().GetValue())
+	}
+	return out
+}
+
+// The limit in force is on /metrics in bytes per second, from the
+// configuration and from an override alike; with no limit the series is
+// absent, as /v1/status shows null.
+func TestBandwidthLimitMetric(t *testing.T) {
+	s := newSvc(t)
+	s.env["APP_BANDWIDTH_LIMIT"] = "10M"
+	s.env["APP_METRICS_ADDR"] = "127.0.0.1:0"
+	s.start()
+	var url string
+	for _, l := range s.logs.lines() {
+		if l["msg"] == "prometheus metrics" {
+			url, _ = l["url"].(string)
+		}
+	}
+	if url == "" {
+		t.Fatalf("no prometheus URL logged:\n%s", s.logs.String())
+	}
+	steps := []struct {
+		method, body string
+		want         []float64
+	}{
+		{"", "", []float64{10 << 20}},
+		{"PUT", `{"limit":"256k"}`, []float64{256 << 10}},
+		{"PUT", `{"limit":"off"}`, nil},
+		{"DELETE", "", []float64{10 << 20}},
+	}
+	for _, st := range steps {
+		if st.method != "" {
+			if code, m := s.do(st.method, "/v1/bandwidth", st.body); code != http.StatusOK {
+				t.Fatalf("%s %s: %d %v", st.method, st.body, code, m)
+			}
+		}
+		if got := limitOnMetrics(t, url); len(got) != len(st.want) || len(got) == 1 && got[0] != st.want[0] {
+			t.Errorf("after %s %s: bandwidth_limit_bytes_per_second %v, want %v", st.method, st.body, got, st.want)
+		}
 	}
 }

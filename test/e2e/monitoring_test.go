@@ -25,11 +25,13 @@ import (
 
 // scrapeNames runs the service with Prometheus metrics on, makes every
 // metric the monitoring pack uses appear (an upload, a permanent failure
-// that is then retried), and returns the series names /metrics exports.
+// that is then retried, a bandwidth limit far above the link), and returns
+// the series names /metrics exports.
 func scrapeNames(t *testing.T) map[string]bool {
 	t.Helper()
 	s, p := newProxiedSvc(t)
 	s.env["APP_METRICS_ADDR"] = "127.0.0.1:0"
+	s.env["APP_BANDWIDTH_LIMIT"] = "1G"
 	s.start()
 	var puts atomic.Int32
 	p.SetRule(func(r *http.Request) faultproxy.Action {
@@ -186,7 +188,7 @@ func TestMonitoringPackUsesExportedMetrics(t *testing.T) {
 	}
 	// The panels the operations guide describes.
 	for _, m := range []string{"bytes_uploaded_total", "files_processed_total", "queue_depth", "files_in_flight", "files_retrying",
-		"files_oldest_waiting_age_seconds", "files_failed_total", "upload_duration_seconds_bucket"} {
+		"files_oldest_waiting_age_seconds", "files_failed_total", "upload_duration_seconds_bucket", "bandwidth_limit_bytes_per_second"} {
 		if !panelUses[m] {
 			t.Errorf("no dashboard panel reads %s", m)
 		}

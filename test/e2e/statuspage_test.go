@@ -63,7 +63,8 @@ func text(t *testing.T, ctx context.Context, id string) string {
 func quoteJS(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"` }
 
 // A real browser loads / from the real binary: it shows the session, a
-// counter that moves when a file is uploaded and the skipped list; stop
+// counter that moves when a file is uploaded, the skipped list and the
+// bandwidth limit in force with where it came from and when it changes; stop
 // asks for confirmation and the page shows the session ended. At phone
 // width nothing overflows sideways.
 func TestStatusPage(t *testing.T) {
@@ -88,6 +89,33 @@ func TestStatusPage(t *testing.T) {
 	waitJS(t, ctx, "one file uploaded", `document.querySelector("#c-files_processed b").textContent === "1"`)
 	waitJS(t, ctx, "the skipped symlink", `document.getElementById("skipped").textContent.includes("link-to-etc")`)
 	waitJS(t, ctx, "an upload rate", `document.getElementById("chart").querySelectorAll("rect").length > 0`)
+
+	// The bandwidth limit: none configured, then an operator's override,
+	// then a timetable with its next change (the instant the API reports).
+	waitJS(t, ctx, "no bandwidth limit", `document.getElementById("bandwidth_limit").textContent === "unlimited"`)
+	if code, m := s.do("PUT", "/v1/bandwidth", `{"limit":"2M"}`); code != 200 {
+		t.Fatalf("PUT 2M: %d %v", code, m)
+	}
+	waitJS(t, ctx, "the 2M override", `document.getElementById("bandwidth_limit").textContent === "2.0 MiB/s"`)
+	if got := text(t, ctx, "bandwidth_source"); got != "live override \u201c2M\u201d" {
+		t.Errorf("limit set by %q, want the live override 2M", got)
+	}
+	if got := text(t, ctx, "bandwidth_next_change"); got != "—" {
+		t.Errorf("next change %q for a plain rate, want none", got)
+	}
+	code, m := s.do("PUT", "/v1/bandwidth", `{"limit":"08:00,2M 20:00,512k"}`)
+	next, _ := m["bandwidth_next_change"].(string)
+	if code != 200 || next == "" {
+		t.Fatalf("PUT a timetable: %d %v", code, m)
+	}
+	waitJS(t, ctx, "the timetable's next change", `document.getElementById("bandwidth_next_change").dateTime === `+quoteJS(next))
+	want := map[int64]string{2 << 20: "2.0 MiB/s", 512 << 10: "512.0 KiB/s"}[num(m, "bandwidth_limit")]
+	if got := text(t, ctx, "bandwidth_limit"); got != want || want == "" {
+		t.Errorf("limit %q under the timetable, want %q (the API says %v)", got, want, m["bandwidth_limit"])
+	}
+	if got := text(t, ctx, "bandwidth_source"); got != "live override \u201c08:00,2M 20:00,512k\u201d" {
+		t.Errorf("limit set by %q, want the live override timetable", got)
+	}
 
 	if *updateScreenshot {
 		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
