@@ -55,7 +55,8 @@ func parseLink(s string) (linkSpec, error) {
 
 // startLink puts the simulated link in front of az for one run: one proxy
 // shared by the service and the raw SDK side, so both pay the same delay
-// per request and share one rate across all their connections.
+// per request and share one rate across all their connections. AzCopy's
+// own Azurite gets its own proxy with the same settings.
 func startLink(az *azurite.Server, l linkSpec) error {
 	p, err := faultproxy.Start(az.BlobEndpoint())
 	if err != nil {
@@ -75,13 +76,16 @@ func stopLink() {
 	}
 }
 
-// connString is az's connection string, through the link when one runs.
-func connString(az *azurite.Server) string {
+// endpoint is az's blob account URL, through the link when one runs.
+func endpoint(az *azurite.Server) string {
 	if link != nil {
-		return az.ConnectionString(link.URL() + "/devstoreaccount1")
+		return link.URL() + "/" + azurite.AccountName
 	}
-	return az.ConnectionString("")
+	return az.BlobEndpoint()
 }
+
+// connString is az's connection string, through the link when one runs.
+func connString(az *azurite.Server) string { return az.ConnectionString(endpoint(az)) }
 
 // parseBits reads 200Mbit, 1.5Gbit, 512kbit or 1000bit as bits per second.
 func parseBits(v string) (float64, error) {

@@ -1,10 +1,13 @@
 // Command bench measures the service against the raw azblob SDK on the same
 // files, the same Azurite and the same parallelism, and prints one table.
+// Where AzCopy is installed (cmd/bench/peer) it is measured too, as a peer
+// with its own defaults.
 //
 //	go run ./cmd/bench                          # every workload, 3 runs each
 //	go run ./cmd/bench -workloads 1MiB -runs 5
 //
-// It needs Azurite from `npm ci` (make bench does it).
+// It needs Azurite from `npm ci`, and AzCopy from `npm ci --prefix
+// cmd/bench/peer` and Debian's libsecret-1-0 (make bench does both).
 package main
 
 import (
@@ -123,6 +126,10 @@ func run() error {
 			return err
 		}
 	}
+	azc, err := findAzCopy(work)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "AzCopy side skipped:", err)
+	}
 	var rows []string
 	for _, w := range all {
 		if !slices.Contains(strings.Split(*flagWorkloads, ","), w.name) {
@@ -132,7 +139,7 @@ func run() error {
 		if err := generate(src, w); err != nil {
 			return err
 		}
-		var svc, raw []result
+		var svc, raw, peer []result
 		for i := range *flagRuns {
 			// A fresh in-memory Azurite per run: it frees deleted blobs
 			// lazily, and a 4 GiB workload would reach its memory limit.
@@ -163,11 +170,31 @@ func run() error {
 			}
 			raw = append(raw, r)
 			fmt.Fprintf(os.Stderr, "%.1f MB/s\n", float64(r.Bytes)/r.Seconds/1e6)
+			if azc != nil {
+				r, err := runAzCopy(azc, ls, work, src, w, i)
+				if err != nil {
+					return fmt.Errorf("%s azcopy: %w", w.name, err)
+				}
+				peer = append(peer, r)
+				fmt.Fprintf(os.Stderr, "%.1f MB/s\n", float64(r.Bytes)/r.Seconds/1e6)
+			}
 		}
-		rows = append(rows, tableRows(w, svc, raw)...)
+		rows = append(rows, tableRows(w, svc, raw, peer)...)
 	}
-	fmt.Printf("\nservice: APP_STAGING_MODE=%s APP_WORKER_CONCURRENCY=%d APP_POLL_INTERVAL_S=%g APP_MIN_FILE_AGE_S=%g %s; raw: azblob UploadFile, %d files at once; medians of %d runs\n\n",
-		*flagStaging, *flagWorkers, *flagPoll, *flagAge, *flagEnv, *flagWorkers, *flagRuns)
+	peerDesc := ""
+	if azc != nil && azc.ran {
+		how := "its defaults (connections by CPU count, "
+		if azc.conns != "" {
+			how = fmt.Sprintf("its defaults (%s connections by CPU count, ", azc.conns)
+		}
+		if *flagAzCopyConc > 0 {
+			how = fmt.Sprintf("its defaults but AZCOPY_CONCURRENCY_VALUE=%d (", *flagAzCopyConc)
+		}
+		peerDesc = fmt.Sprintf("; AzCopy %s: copy --recursive --from-to LocalBlob with %sblock size by file size, INFO log, length check)",
+			azc.version, how)
+	}
+	fmt.Printf("\nservice: APP_STAGING_MODE=%s APP_WORKER_CONCURRENCY=%d APP_POLL_INTERVAL_S=%g APP_MIN_FILE_AGE_S=%g %s; raw: azblob UploadFile, %d files at once%s; medians of %d runs\n\n",
+		*flagStaging, *flagWorkers, *flagPoll, *flagAge, *flagEnv, *flagWorkers, peerDesc, *flagRuns)
 	if *flagLink != "" {
 		fmt.Printf("%s\n\n", ls)
 	}
@@ -366,6 +393,25 @@ func uploaded(logPath string) map[string][2]time.Time {
 	return out
 }
 
+// runAzCopy runs AzCopy on a fresh Azurite of its own, behind the same link:
+// a third copy of the 4 GiB workload would pass Azurite's memory limit.
+func runAzCopy(azc *azCopy, ls linkSpec, work, src string, w workload, i int) (result, error) {
+	az, err := azurite.Start()
+	if err != nil {
+		return result{}, err
+	}
+	defer az.Stop()
+	if *flagLink != "" {
+		if err := startLink(az, ls); err != nil {
+			return result{}, err
+		}
+		defer stopLink()
+	}
+	// After Azurite's start-up lines, which go to stderr too.
+	fmt.Fprintf(os.Stderr, "%s run %d/%d: AzCopy... ", w.name, i+1, *flagRuns)
+	return azc.run(az, work, src, w, i)
+}
+
 func runRaw(az *azurite.Server, self, src string, w workload, i int) (result, error) {
 	cont := container("raw", w, i)
 	cmd := exec.Command(self, "-raw", "-raw-dir", src, "-raw-conn", connString(az), "-raw-container", cont,
@@ -491,7 +537,7 @@ func summarize(rs []result) summary {
 	return summary{median(fps), median(mbps), median(cpu), median(rss), median(p50), median(p99)}
 }
 
-func tableRows(w workload, svc, raw []result) []string {
+func tableRows(w workload, svc, raw, peer []result) []string {
 	s, r := summarize(svc), summarize(raw)
 	row := func(side string, x summary) string {
 		return fmt.Sprintf("| %d × %s | %s | %.1f | %.1f | %.2f | %.0f | %.2f | %.2f |", w.files, w.name, side,
@@ -503,10 +549,17 @@ func tableRows(w workload, svc, raw []result) []string {
 		}
 		return fmt.Sprintf("%.2f", a/b)
 	}
-	return []string{
+	rows := []string{
 		row("service", s),
 		row("raw SDK", r),
 		fmt.Sprintf("| | ratio | %s | %s | %s | %s | %s | %s |", ratio(s.filesPS, r.filesPS), ratio(s.mbPS, r.mbPS),
 			ratio(s.cpuPerGB, r.cpuPerGB), ratio(s.rssMiB, r.rssMiB), ratio(s.p50, r.p50), ratio(s.p99, r.p99)),
 	}
+	if len(peer) > 0 {
+		p := summarize(peer)
+		rows = append(rows, row("AzCopy", p),
+			fmt.Sprintf("| | ratio vs AzCopy | %s | %s | %s | %s | %s | %s |", ratio(s.filesPS, p.filesPS), ratio(s.mbPS, p.mbPS),
+				ratio(s.cpuPerGB, p.cpuPerGB), ratio(s.rssMiB, p.rssMiB), ratio(s.p50, p.p50), ratio(s.p99, p.p99)))
+	}
+	return rows
 }
