@@ -54,7 +54,7 @@ var all = []workload{
 var (
 	flagRuns      = flag.Int("runs", 3, "measurements per workload and side (medians are reported)")
 	flagWorkloads = flag.String("workloads", "4KiB,1MiB,256MiB,4GiB", "comma list of workloads")
-	flagWorkers   = flag.Int("workers", 4, "files uploaded at once (APP_WORKER_CONCURRENCY and the raw side)")
+	flagWorkers   = flag.Int("workers", 32, "files uploaded at once (APP_WORKER_CONCURRENCY, the service's default, and the raw side)")
 	flagStaging   = flag.String("staging", "copy", "APP_STAGING_MODE of the service")
 	flagPoll      = flag.Float64("poll", 0.5, "APP_POLL_INTERVAL_S of the service")
 	flagAge       = flag.Float64("age", 1, "APP_MIN_FILE_AGE_S of the service")
@@ -115,6 +115,9 @@ func run() error {
 		if err := b.Run(); err != nil {
 			return fmt.Errorf("build service: %w", err)
 		}
+	}
+	if err := useFastCRC64(work); err != nil {
+		return err
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -197,6 +200,11 @@ func run() error {
 		*flagStaging, *flagWorkers, *flagPoll, *flagAge, *flagEnv, *flagWorkers, peerDesc, *flagRuns)
 	if *flagLink != "" {
 		fmt.Printf("%s\n\n", ls)
+	}
+	if *flagStockCRC {
+		fmt.Printf("Azurite checks CRC64s with its own byte-at-a-time loop (-azurite-stock-crc64)\n\n")
+	} else {
+		fmt.Printf("Azurite checks CRC64s with a slicing-by-8 loop (azurite-crc64.js)\n\n")
 	}
 	fmt.Println("| workload | side | files/s | MB/s | CPU s/GB | peak RSS MiB | p50 latency s | p99 latency s |")
 	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|")

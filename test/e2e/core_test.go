@@ -185,6 +185,7 @@ func TestFileLeavesNFSOnlyAfterUpload(t *testing.T) {
 // and resumes the session.
 func TestKillDuringUploadRecovers(t *testing.T) {
 	s, p := newProxiedSvc(t)
+	s.env["APP_WORKER_CONCURRENCY"] = "4"
 	s.start()
 	in, date := s.startSession("crash")
 	// A stale blob of one name: recovery must overwrite it.
