@@ -214,15 +214,7 @@ func TestBandwidthLimitMetric(t *testing.T) {
 	s.env["APP_BANDWIDTH_LIMIT"] = "10M"
 	s.env["APP_METRICS_ADDR"] = "127.0.0.1:0"
 	s.start()
-	var url string
-	for _, l := range s.logs.lines() {
-		if l["msg"] == "prometheus metrics" {
-			url, _ = l["url"].(string)
-		}
-	}
-	if url == "" {
-		t.Fatalf("no prometheus URL logged:\n%s", s.logs.String())
-	}
+	url := s.promURL()
 	steps := []struct {
 		method, body string
 		want         []float64

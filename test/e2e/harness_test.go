@@ -329,6 +329,22 @@ func (s *svc) processing() string { return s.env["APP_NFS_PROCESSING_ROOT"] }
 func (s *svc) staging() string    { return s.env["APP_LOCAL_STAGING_ROOT"] }
 func (s *svc) container() string  { return s.env["APP_AZURE_CONTAINER"] }
 
+// promURL is the Prometheus endpoint the service logged at start-up; the
+// line may reach the harness's reader just after /readyz.
+func (s *svc) promURL() string {
+	s.t.Helper()
+	var url string
+	eventually(s.t, 5*time.Second, "the prometheus URL logged", func() bool {
+		for _, l := range s.logs.lines() {
+			if l["msg"] == "prometheus metrics" {
+				url, _ = l["url"].(string)
+			}
+		}
+		return url != ""
+	})
+	return url
+}
+
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()

@@ -44,15 +44,7 @@ func scrapeNames(t *testing.T) map[string]bool {
 	sum := writeFile(t, in, "m.bin", []byte("monitoring"))
 	waitBlobs(t, s.container(), map[string]string{date + "/mon/m.bin": sum}, 30*time.Second)
 
-	var url string
-	for _, l := range s.logs.lines() {
-		if l["msg"] == "prometheus metrics" {
-			url, _ = l["url"].(string)
-		}
-	}
-	if url == "" {
-		t.Fatalf("no prometheus URL logged:\n%s", s.logs.String())
-	}
+	url := s.promURL()
 	names := map[string]bool{}
 	eventually(t, 10*time.Second, "processed and failed files on /metrics", func() bool {
 		resp, err := http.Get(url)

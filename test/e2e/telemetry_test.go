@@ -167,15 +167,7 @@ func TestTelemetryForOneFile(t *testing.T) {
 	s.status()
 
 	// Prometheus shows the same counter.
-	var promURL string
-	for _, l := range s.logs.lines() {
-		if l["msg"] == "prometheus metrics" {
-			promURL, _ = l["url"].(string)
-		}
-	}
-	if promURL == "" {
-		t.Fatalf("no prometheus URL logged:\n%s", s.logs.String())
-	}
+	promURL := s.promURL()
 	line := regexp.MustCompile(`(?m)^files_processed(_file)?_total\{[^}]*session="otel"[^}]*\} (\S+)$`)
 	eventually(t, 10*time.Second, "files_processed on /metrics", func() bool {
 		resp, err := http.Get(promURL)
