@@ -165,7 +165,7 @@ func (a *azCopy) run(az *azurite.Server, work, src string, w workload, i int) (r
 	}
 	defer out.Close()
 	// --from-to: a 127.0.0.1 URL does not tell AzCopy it is a blob account.
-	cmd := exec.Command(a.bin, "copy", src, dst, "--recursive", "--from-to", "LocalBlob")
+	cmd := uploaderCmd(a.bin, "copy", src, dst, "--recursive", "--from-to", "LocalBlob")
 	cmd.Env, cmd.Stdout, cmd.Stderr = env, out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

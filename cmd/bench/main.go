@@ -119,6 +119,10 @@ func run() error {
 	if err := useFastCRC64(work); err != nil {
 		return err
 	}
+	pinning, err := pinSelf()
+	if err != nil {
+		return err
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -201,6 +205,7 @@ func run() error {
 	if *flagLink != "" {
 		fmt.Printf("%s\n\n", ls)
 	}
+	fmt.Printf("CPUs: %s\n\n", pinning)
 	if *flagStockCRC {
 		fmt.Printf("Azurite checks CRC64s with its own byte-at-a-time loop (-azurite-stock-crc64)\n\n")
 	} else {
@@ -299,7 +304,7 @@ func runService(az *azurite.Server, bin, work, src string, w workload, i int) (r
 		return result{}, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(bin)
+	cmd := uploaderCmd(bin)
 	cmd.Env, cmd.Stdout, cmd.Stderr = env, logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -422,7 +427,7 @@ func runAzCopy(azc *azCopy, ls linkSpec, work, src string, w workload, i int) (r
 
 func runRaw(az *azurite.Server, self, src string, w workload, i int) (result, error) {
 	cont := container("raw", w, i)
-	cmd := exec.Command(self, "-raw", "-raw-dir", src, "-raw-conn", connString(az), "-raw-container", cont,
+	cmd := uploaderCmd(self, "-raw", "-raw-dir", src, "-raw-conn", connString(az), "-raw-container", cont,
 		"-workers", strconv.Itoa(*flagWorkers))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
