@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	sdkblob "github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 
 	"github.com/edge/nfs-watcher-uploader/internal/azurite"
@@ -67,6 +68,7 @@ var (
 	flagRaw     = flag.Bool("raw", false, "internal: upload -raw-dir with the SDK and print JSON")
 	flagRawDir  = flag.String("raw-dir", "", "internal")
 	flagRawConn = flag.String("raw-conn", "", "internal")
+	flagRawCRC  = flag.Bool("raw-crc64", false, "the raw side sends each Put Blob with the SDK's own CRC64 (the integrity the service has)")
 	flagRawCont = flag.String("raw-container", "", "internal")
 )
 
@@ -81,6 +83,10 @@ type result struct {
 	CPU       float64   `json:"cpu"`  // user+system seconds of the uploading process
 	PeakRSS   int64     `json:"rss"`  // bytes
 	Latencies []float64 `json:"lats"` // seconds, per file
+	// AzuriteCPU is Azurite's user+system seconds during the side's run: the
+	// emulator is one Node process, and on a small machine its CPU bounds
+	// throughput (it checks CRC64s in JavaScript).
+	AzuriteCPU float64 `json:"-"`
 }
 
 func main() {
@@ -161,7 +167,9 @@ func run() error {
 				}
 			}
 			fmt.Fprintf(os.Stderr, "%s run %d/%d: service... ", w.name, i+1, *flagRuns)
+			a0 := azuriteCPU(az)
 			r, err := runService(az, bin, work, src, w, i)
+			r.AzuriteCPU = azuriteCPU(az) - a0
 			if err != nil {
 				stopLink()
 				az.Stop()
@@ -169,7 +177,9 @@ func run() error {
 			}
 			svc = append(svc, r)
 			fmt.Fprintf(os.Stderr, "%.1f MB/s; raw SDK... ", float64(r.Bytes)/r.Seconds/1e6)
+			a0 = azuriteCPU(az)
 			r, err = runRaw(az, self, src, w, i)
+			r.AzuriteCPU = azuriteCPU(az) - a0
 			stopLink()
 			az.Stop()
 			if err != nil {
@@ -200,8 +210,8 @@ func run() error {
 		peerDesc = fmt.Sprintf("; AzCopy %s: copy --recursive --from-to LocalBlob with %sblock size by file size, INFO log, length check)",
 			azc.version, how)
 	}
-	fmt.Printf("\nservice: APP_STAGING_MODE=%s APP_WORKER_CONCURRENCY=%d APP_POLL_INTERVAL_S=%g APP_MIN_FILE_AGE_S=%g %s; raw: azblob UploadFile, %d files at once%s; medians of %d runs\n\n",
-		*flagStaging, *flagWorkers, *flagPoll, *flagAge, *flagEnv, *flagWorkers, peerDesc, *flagRuns)
+	fmt.Printf("\nservice: APP_STAGING_MODE=%s APP_WORKER_CONCURRENCY=%d APP_POLL_INTERVAL_S=%g APP_MIN_FILE_AGE_S=%g %s; raw: azblob UploadFile%s, %d files at once%s; medians of %d runs\n\n",
+		*flagStaging, *flagWorkers, *flagPoll, *flagAge, *flagEnv, rawDesc(), *flagWorkers, peerDesc, *flagRuns)
 	if *flagLink != "" {
 		fmt.Printf("%s\n\n", ls)
 	}
@@ -211,8 +221,8 @@ func run() error {
 	} else {
 		fmt.Printf("Azurite checks CRC64s with a slicing-by-8 loop (azurite-crc64.js)\n\n")
 	}
-	fmt.Println("| workload | side | files/s | MB/s | CPU s/GB | peak RSS MiB | p50 latency s | p99 latency s |")
-	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| workload | side | files/s | MB/s | CPU s/GB | peak RSS MiB | p50 latency s | p99 latency s | Azurite CPU ms/file |")
+	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rows {
 		fmt.Println(r)
 	}
@@ -422,12 +432,15 @@ func runAzCopy(azc *azCopy, ls linkSpec, work, src string, w workload, i int) (r
 	}
 	// After Azurite's start-up lines, which go to stderr too.
 	fmt.Fprintf(os.Stderr, "%s run %d/%d: AzCopy... ", w.name, i+1, *flagRuns)
-	return azc.run(az, work, src, w, i)
+	a0 := azuriteCPU(az)
+	r, err := azc.run(az, work, src, w, i)
+	r.AzuriteCPU = azuriteCPU(az) - a0
+	return r, err
 }
 
 func runRaw(az *azurite.Server, self, src string, w workload, i int) (result, error) {
 	cont := container("raw", w, i)
-	cmd := uploaderCmd(self, "-raw", "-raw-dir", src, "-raw-conn", connString(az), "-raw-container", cont,
+	cmd := uploaderCmd(self, "-raw", "-raw-crc64="+strconv.FormatBool(*flagRawCRC), "-raw-dir", src, "-raw-conn", connString(az), "-raw-container", cont,
 		"-workers", strconv.Itoa(*flagWorkers))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
@@ -472,8 +485,15 @@ func rawMain() error {
 				if err == nil {
 					fi, _ := f.Stat()
 					bs := max(4<<20, fi.Size()/blockblob.MaxBlocks+1)
-					_, err = c.ServiceClient().NewContainerClient(*flagRawCont).NewBlockBlobClient(e.Name()).UploadFile(ctx, f,
-						&blockblob.UploadFileOptions{BlockSize: bs, Concurrency: uint16(blob.DefaultConcurrency())})
+					o := &blockblob.UploadFileOptions{BlockSize: bs, Concurrency: uint16(blob.DefaultConcurrency())}
+					if *flagRawCRC && fi.Size() <= blockblob.MaxUploadBlobBytes {
+						// One Put Blob: the SDK computes the CRC64, Azurite checks it.
+						_, err = c.ServiceClient().NewContainerClient(*flagRawCont).NewBlockBlobClient(e.Name()).Upload(ctx, f,
+							&blockblob.UploadOptions{TransactionalValidation: sdkblob.TransferValidationTypeComputeCRC64()})
+					} else {
+						_, err = c.ServiceClient().NewContainerClient(*flagRawCont).NewBlockBlobClient(e.Name()).UploadFile(ctx, f, o)
+					}
+					_ = bs
 					f.Close()
 					mu.Lock()
 					r.Bytes += fi.Size()
@@ -502,6 +522,18 @@ func rawMain() error {
 	r.CPU = tv(ru1.Utime) + tv(ru1.Stime) - tv(ru0.Utime) - tv(ru0.Stime)
 	r.PeakRSS = ru1.Maxrss << 10
 	return json.NewEncoder(os.Stdout).Encode(r)
+}
+
+func rawDesc() string {
+	if *flagRawCRC {
+		return " (Put Blob with the SDK's CRC64 up to 256 MiB)"
+	}
+	return ""
+}
+
+func azuriteCPU(az *azurite.Server) float64 {
+	s, _ := procstat.CPUSeconds(az.Pid())
+	return s
 }
 
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
@@ -535,10 +567,10 @@ func percentile(v []float64, p float64) float64 {
 	return s[min(len(s)-1, int(p*float64(len(s))))]
 }
 
-type summary struct{ filesPS, mbPS, cpuPerGB, rssMiB, p50, p99 float64 }
+type summary struct{ filesPS, mbPS, cpuPerGB, rssMiB, p50, p99, azMsPerFile float64 }
 
 func summarize(rs []result) summary {
-	var fps, mbps, cpu, rss, p50, p99 []float64
+	var fps, mbps, cpu, rss, p50, p99, az []float64
 	for _, r := range rs {
 		fps = append(fps, float64(r.Files)/r.Seconds)
 		mbps = append(mbps, float64(r.Bytes)/r.Seconds/1e6)
@@ -546,15 +578,16 @@ func summarize(rs []result) summary {
 		rss = append(rss, float64(r.PeakRSS)/(1<<20))
 		p50 = append(p50, percentile(r.Latencies, 0.5))
 		p99 = append(p99, percentile(r.Latencies, 0.99))
+		az = append(az, r.AzuriteCPU*1000/float64(r.Files))
 	}
-	return summary{median(fps), median(mbps), median(cpu), median(rss), median(p50), median(p99)}
+	return summary{median(fps), median(mbps), median(cpu), median(rss), median(p50), median(p99), median(az)}
 }
 
 func tableRows(w workload, svc, raw, peer []result) []string {
 	s, r := summarize(svc), summarize(raw)
 	row := func(side string, x summary) string {
-		return fmt.Sprintf("| %d × %s | %s | %.1f | %.1f | %.2f | %.0f | %.2f | %.2f |", w.files, w.name, side,
-			x.filesPS, x.mbPS, x.cpuPerGB, x.rssMiB, x.p50, x.p99)
+		return fmt.Sprintf("| %d × %s | %s | %.1f | %.1f | %.2f | %.0f | %.2f | %.2f | %.2f |", w.files, w.name, side,
+			x.filesPS, x.mbPS, x.cpuPerGB, x.rssMiB, x.p50, x.p99, x.azMsPerFile)
 	}
 	ratio := func(a, b float64) string {
 		if b == 0 {
@@ -565,14 +598,14 @@ func tableRows(w workload, svc, raw, peer []result) []string {
 	rows := []string{
 		row("service", s),
 		row("raw SDK", r),
-		fmt.Sprintf("| | ratio | %s | %s | %s | %s | %s | %s |", ratio(s.filesPS, r.filesPS), ratio(s.mbPS, r.mbPS),
-			ratio(s.cpuPerGB, r.cpuPerGB), ratio(s.rssMiB, r.rssMiB), ratio(s.p50, r.p50), ratio(s.p99, r.p99)),
+		fmt.Sprintf("| | ratio | %s | %s | %s | %s | %s | %s | %s |", ratio(s.filesPS, r.filesPS), ratio(s.mbPS, r.mbPS),
+			ratio(s.cpuPerGB, r.cpuPerGB), ratio(s.rssMiB, r.rssMiB), ratio(s.p50, r.p50), ratio(s.p99, r.p99), ratio(s.azMsPerFile, r.azMsPerFile)),
 	}
 	if len(peer) > 0 {
 		p := summarize(peer)
 		rows = append(rows, row("AzCopy", p),
-			fmt.Sprintf("| | ratio vs AzCopy | %s | %s | %s | %s | %s | %s |", ratio(s.filesPS, p.filesPS), ratio(s.mbPS, p.mbPS),
-				ratio(s.cpuPerGB, p.cpuPerGB), ratio(s.rssMiB, p.rssMiB), ratio(s.p50, p.p50), ratio(s.p99, p.p99)))
+			fmt.Sprintf("| | ratio vs AzCopy | %s | %s | %s | %s | %s | %s | %s |", ratio(s.filesPS, p.filesPS), ratio(s.mbPS, p.mbPS),
+				ratio(s.cpuPerGB, p.cpuPerGB), ratio(s.rssMiB, p.rssMiB), ratio(s.p50, p.p50), ratio(s.p99, p.p99), ratio(s.azMsPerFile, p.azMsPerFile)))
 	}
 	return rows
 }

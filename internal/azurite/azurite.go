@@ -137,6 +137,9 @@ func start(bin string, port int, o Options) (*Server, error) {
 }
 
 // BlobEndpoint is the account's blob URL.
+// Pid is the Azurite process's, for tools that measure its CPU.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
 func (s *Server) BlobEndpoint() string {
 	return fmt.Sprintf("%s://127.0.0.1:%d/%s", s.scheme(), s.Port, AccountName)
 }
