@@ -2,11 +2,14 @@ package telemetry
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/otel"
 )
 
 func TestSignalOnNeedsAnEndpoint(t *testing.T) {
@@ -43,5 +46,31 @@ func TestExportErrorsAreRateLimited(t *testing.T) {
 	h.Handle(errors.New("connection refused"))
 	if !strings.Contains(buf.String(), `"similar_errors_held_back":99`) {
 		t.Fatalf("held-back count not reported:\n%s", buf.String())
+	}
+}
+
+// With no trace endpoint, spans are not recorded, yet every log line made
+// inside one still carries its trace and span ids.
+func TestUnexportedSpansStillNumberLogLines(t *testing.T) {
+	var buf bytes.Buffer
+	tel, err := Setup(context.Background(), func(string) string { return "" }, &buf, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tel.Shutdown(context.Background())
+	ctx, span := otel.Tracer("test").Start(context.Background(), "file")
+	defer span.End()
+	if span.IsRecording() {
+		t.Error("span is recorded although no trace exporter is configured")
+	}
+	sc := span.SpanContext()
+	if !sc.IsValid() {
+		t.Fatal("span has no valid trace and span id")
+	}
+	tel.Logger.InfoContext(ctx, "file uploaded")
+	for _, want := range []string{`"trace_id":"` + sc.TraceID().String() + `"`, `"span_id":"` + sc.SpanID().String() + `"`} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log line lacks %s:\n%s", want, buf.String())
+		}
 	}
 }
