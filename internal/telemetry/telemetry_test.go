@@ -5,11 +5,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"strings"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/otel"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
 func TestSignalOnNeedsAnEndpoint(t *testing.T) {
@@ -72,5 +75,40 @@ func TestUnexportedSpansStillNumberLogLines(t *testing.T) {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("log line lacks %s:\n%s", want, buf.String())
 		}
+	}
+}
+
+// The session attribute follows each measurement's session, also when the
+// session changes and changes back.
+func TestMetricsCarryEachMeasurementsSession(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	inst, err := newInstruments(mp.Meter("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, s := range []string{"a", "b", "a", "a", "c"} {
+		inst.FileProcessed(ctx, s, 10, time.Millisecond, time.Second)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(ctx, &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != "files.processed" {
+				continue
+			}
+			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+				v, _ := dp.Attributes.Value("session")
+				got[v.AsString()] += dp.Value
+			}
+		}
+	}
+	if want := map[string]int64{"a": 3, "b": 1, "c": 1}; !maps.Equal(got, want) {
+		t.Fatalf("files.processed by session %v, want %v", got, want)
 	}
 }
