@@ -48,7 +48,7 @@ type Pipeline struct {
 	queue chan *Item
 
 	mu      sync.Mutex
-	pending map[string]*Item
+	pending map[fileID]*Item
 }
 
 // New builds a pipeline; Run starts its workers.
@@ -75,7 +75,7 @@ func New(opts Options, store Store, stats *Stats, log *slog.Logger) *Pipeline {
 		budget:  newBudget(opts.StagingMaxBytes),
 		slots:   make(chan struct{}, opts.QueueSize),
 		queue:   make(chan *Item, opts.QueueSize),
-		pending: map[string]*Item{},
+		pending: map[fileID]*Item{},
 	}
 }
 
@@ -85,22 +85,25 @@ func (p *Pipeline) Stats() *Stats { return p.stats }
 // Layout returns the folders the pipeline works in.
 func (p *Pipeline) Layout() Layout { return p.opts.Layout }
 
-// Pending reports whether a file of that key is queued, in flight or waiting.
-func (p *Pipeline) Pending(key string) bool {
+// Pending reports whether a file of that date prefix, session and
+// relative name (that blob name) is queued, in flight or waiting. The
+// watcher asks for every file at every poll, so no name is built.
+func (p *Pipeline) Pending(date, session, name string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	_, ok := p.pending[key]
+	_, ok := p.pending[fileID{date, session, name}]
 	return ok
 }
 
 // Reserve marks the item pending; false if a file of that key already is.
 func (p *Pipeline) Reserve(it *Item) bool {
+	id := it.id()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, ok := p.pending[it.Key()]; ok {
+	if _, ok := p.pending[id]; ok {
 		return false
 	}
-	p.pending[it.Key()] = it
+	p.pending[id] = it
 	return true
 }
 
@@ -118,11 +121,15 @@ func (p *Pipeline) OldestPending() time.Time {
 	return oldest
 }
 
-// release ends a file's reservation; it is no longer failing or retrying.
+// release ends a file's reservation; it is no longer failing or retrying
+// (only a file with a failed attempt ever was).
 func (p *Pipeline) release(ctx context.Context, it *Item) {
-	p.stats.setRetrying(ctx, it.Key(), false)
+	if it.attempts > 0 {
+		p.stats.setRetrying(ctx, it.Key(), false)
+	}
+	id := it.id()
 	p.mu.Lock()
-	delete(p.pending, it.Key())
+	delete(p.pending, id)
 	p.mu.Unlock()
 }
 

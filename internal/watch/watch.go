@@ -24,7 +24,7 @@ const MaxBackoff = 60 * time.Second
 
 // Sink is the pipeline as the watcher sees it.
 type Sink interface {
-	Pending(key string) bool
+	Pending(date, session, name string) bool
 	Offer(ctx context.Context, it *pipeline.Item) bool
 }
 
@@ -175,7 +175,7 @@ func (w *Watcher) scanDir(ctx context.Context, sc *scan, dir, rel string, depth 
 // Most visits to a file end before its Item is made: it is queued already,
 // or not yet still long enough.
 func (w *Watcher) consider(ctx context.Context, sc *scan, e fs.DirEntry, relName string) {
-	if w.Sink.Pending(pipeline.BlobName(w.Date, w.Session, relName)) {
+	if w.Sink.Pending(w.Date, w.Session, relName) {
 		// An earlier file of this name is in flight; this one must be
 		// seen stable again after that one is done.
 		return

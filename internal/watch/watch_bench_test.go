@@ -18,7 +18,7 @@ import (
 // measures the watcher alone.
 type countSink struct{ offered int }
 
-func (c *countSink) Pending(string) bool { return false }
+func (c *countSink) Pending(_, _, _ string) bool { return false }
 func (c *countSink) Offer(context.Context, *pipeline.Item) bool {
 	c.offered++
 	return true
@@ -117,7 +117,7 @@ func BenchmarkScanNested100k(b *testing.B) {
 // queuedSink has every file already queued.
 type queuedSink struct{}
 
-func (queuedSink) Pending(string) bool                        { return true }
+func (queuedSink) Pending(_, _, _ string) bool                { return true }
 func (queuedSink) Offer(context.Context, *pipeline.Item) bool { return false }
 
 // BenchmarkScanQueued2k is one poll of a folder of 2,000 files that are
