@@ -16,9 +16,8 @@ import (
 // MD5, and only if the claimed file still is what was uploaded: bytes a
 // writer appended after the copy would otherwise be deleted unuploaded.
 func (p *Pipeline) complete(ctx context.Context, it *Item, src *source) error {
-	from := p.processingPath(it)
-	to := filepath.Join(p.opts.Layout.DoneDir(it.Date, it.Session), it.Name)
-	done := filepath.Dir(to)
+	d := p.dirsOf(it)
+	from, to := under(d.processing, it.Name), under(d.done, it.Name)
 	if err := sameFile(from, src.sig, true); err != nil {
 		return err
 	}
@@ -36,6 +35,7 @@ func (p *Pipeline) complete(ctx context.Context, it *Item, src *source) error {
 		if _, serr := os.Lstat(from); serr != nil {
 			break
 		}
+		done := filepath.Dir(to)
 		if err = os.MkdirAll(done, 0o755); err != nil {
 			return fmt.Errorf("create %s: %w", done, err)
 		}

@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edge/nfs-watcher-uploader/internal/failure"
@@ -49,6 +50,8 @@ type Pipeline struct {
 
 	mu      sync.Mutex
 	pending map[fileID]*Item
+
+	dirs atomic.Pointer[sessionDirs] // the last session's folders
 }
 
 // New builds a pipeline; Run starts its workers.
