@@ -310,7 +310,14 @@ func backoff(base, max time.Duration, attempt int) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
+// span runs one step of a file in a child span of the file's. A file span
+// that is not recorded (no trace exporter, or not sampled) would only get
+// unrecorded children: the step then runs in the file's span, and a line
+// it logs carries the file's trace and span ids.
 func (p *Pipeline) span(ctx context.Context, name string, fn func(ctx context.Context) error) error {
+	if !trace.SpanFromContext(ctx).IsRecording() {
+		return stepErr(name, fn(ctx))
+	}
 	ctx, span := p.tracer.Start(ctx, name)
 	defer span.End()
 	err := fn(ctx)
