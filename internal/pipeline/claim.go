@@ -24,14 +24,14 @@ func benign(err error) bool {
 // producer's or wholly ours. It never replaces a file already in
 // .processing (that one is in flight and not yet uploaded).
 func (p *Pipeline) claim(ctx context.Context, it *Item) error {
-	src := filepath.Join(p.opts.Layout.IncomingDir(it.Session), it.Name)
-	dst := p.processingPath(it)
-	dir := filepath.Dir(dst)
+	d := p.dirsOf(it)
+	src, dst := under(d.incoming, it.Name), under(d.processing, it.Name)
 	err := renameNoReplace(src, dst)
 	if errors.Is(err, os.ErrNotExist) {
 		// The processing folder (or the file's sub-folder) is missing: new,
 		// or removed by the GC when it emptied; create it and retry once.
 		if _, serr := os.Lstat(src); serr == nil {
+			dir := filepath.Dir(dst)
 			if merr := os.MkdirAll(dir, 0o755); merr != nil {
 				return fmt.Errorf("create %s: %w", dir, merr)
 			}

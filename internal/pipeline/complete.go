@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/edge/nfs-watcher-uploader/internal/failure"
 )
@@ -15,25 +16,30 @@ import (
 // CRC64, and only if the claimed file still is what was uploaded: bytes a
 // writer appended after the copy would otherwise be deleted unuploaded.
 func (p *Pipeline) complete(ctx context.Context, it *Item, src *source) error {
-	from := p.processingPath(it)
-	to := filepath.Join(p.opts.Layout.DoneDir(it.Date, it.Session), it.Name)
-	done := filepath.Dir(to)
+	d := p.dirsOf(it)
+	from, to := under(d.processing, it.Name), under(d.done, it.Name)
 	if err := sameFile(from, src.sig, true); err != nil {
 		return err
 	}
-	var err error
-	for range 3 {
-		if err = os.MkdirAll(done, 0o755); err != nil {
-			return fmt.Errorf("create %s: %w", done, err)
-		}
-		err = os.Rename(from, to)
+	// .done is there for every file but a session's first (or the first
+	// after the GC removed it as it emptied): try the rename first, and
+	// create the folder only when the rename says it is missing.
+	err := rename(from, to)
+	for range 2 { // at most three renames, as before
+
 		if err == nil || !benign(err) {
 			break
 		}
-		// ENOENT may mean GC removed an empty .done between the two calls.
+		// ENOENT with the file still in processing: the folder is missing
+		// (and GC may remove it again between the two calls).
 		if _, serr := os.Lstat(from); serr != nil {
 			break
 		}
+		done := filepath.Dir(to)
+		if err = os.MkdirAll(done, 0o755); err != nil {
+			return fmt.Errorf("create %s: %w", done, err)
+		}
+		err = rename(from, to)
 	}
 	switch {
 	case err == nil:
@@ -81,4 +87,20 @@ func sameFile(path string, was Sig, withCtime bool) error {
 		return fmt.Errorf("%w (size %d→%d)", errChanged, was.Size, now.Size)
 	}
 	return nil
+}
+
+// rename is os.Rename without its Lstat of the destination, which only
+// turns renaming onto a directory into EEXIST instead of the kernel's
+// EISDIR; both are failures here, and the Lstat is a round trip to the NFS
+// server per file.
+func rename(from, to string) error {
+	for {
+		err := syscall.Rename(from, to)
+		switch {
+		case err == nil:
+			return nil
+		case err != syscall.EINTR:
+			return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
+		}
+	}
 }

@@ -92,3 +92,8 @@ type Item struct {
 
 // Key identifies a file across its whole lifecycle.
 func (it *Item) Key() string { return BlobName(it.Date, it.Session, it.Name) }
+
+// fileID is Key's parts: a map key that needs no string built.
+type fileID struct{ date, session, name string }
+
+func (it *Item) id() fileID { return fileID{it.Date, it.Session, it.Name} }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edge/nfs-watcher-uploader/internal/failure"
@@ -52,7 +53,9 @@ type Pipeline struct {
 	queue chan *Item
 
 	mu      sync.Mutex
-	pending map[string]*Item
+	pending map[fileID]*Item
+
+	dirs atomic.Pointer[sessionDirs] // the last session's folders
 }
 
 // New builds a pipeline; Run starts its workers.
@@ -80,7 +83,7 @@ func New(opts Options, store Store, stats *Stats, log *slog.Logger) *Pipeline {
 		admission: newAdmission(opts.InflightMaxBytes),
 		slots:     make(chan struct{}, opts.QueueSize),
 		queue:     make(chan *Item, opts.QueueSize),
-		pending:   map[string]*Item{},
+		pending:   map[fileID]*Item{},
 	}
 }
 
@@ -90,22 +93,25 @@ func (p *Pipeline) Stats() *Stats { return p.stats }
 // Layout returns the folders the pipeline works in.
 func (p *Pipeline) Layout() Layout { return p.opts.Layout }
 
-// Pending reports whether a file of that key is queued, in flight or waiting.
-func (p *Pipeline) Pending(key string) bool {
+// Pending reports whether a file of that date prefix, session and
+// relative name (that blob name) is queued, in flight or waiting. The
+// watcher asks for every file at every poll, so no name is built.
+func (p *Pipeline) Pending(date, session, name string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	_, ok := p.pending[key]
+	_, ok := p.pending[fileID{date, session, name}]
 	return ok
 }
 
 // Reserve marks the item pending; false if a file of that key already is.
 func (p *Pipeline) Reserve(it *Item) bool {
+	id := it.id()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, ok := p.pending[it.Key()]; ok {
+	if _, ok := p.pending[id]; ok {
 		return false
 	}
-	p.pending[it.Key()] = it
+	p.pending[id] = it
 	return true
 }
 
@@ -123,11 +129,15 @@ func (p *Pipeline) OldestPending() time.Time {
 	return oldest
 }
 
-// release ends a file's reservation; it is no longer failing or retrying.
+// release ends a file's reservation; it is no longer failing or retrying
+// (only a file with a failed attempt ever was).
 func (p *Pipeline) release(ctx context.Context, it *Item) {
-	p.stats.setRetrying(ctx, it.Key(), false)
+	if it.attempts > 0 {
+		p.stats.setRetrying(ctx, it.Key(), false)
+	}
+	id := it.id()
 	p.mu.Lock()
-	delete(p.pending, it.Key())
+	delete(p.pending, id)
 	p.mu.Unlock()
 }
 
@@ -214,8 +224,7 @@ func (p *Pipeline) process(ctx context.Context, it *Item) {
 	case err == nil:
 		span.SetAttributes(attribute.String("outcome", "uploaded"), attribute.Int64("file.size", size))
 		p.stats.processed(ctx, it, size, upload)
-		p.log.InfoContext(ctx, "file uploaded", "session", it.Session, "file", it.Name, "blob", it.Key(),
-			"bytes", size, "upload_ms", upload.Milliseconds(), "latency_ms", time.Since(it.Found).Milliseconds(), "attempts", it.attempts+1)
+		p.logUploaded(ctx, it, size, upload)
 		p.release(ctx, it)
 	case errors.Is(err, errSkip):
 		span.SetAttributes(attribute.String("outcome", "skipped"))
@@ -242,6 +251,23 @@ func (p *Pipeline) process(ctx context.Context, it *Item) {
 		span.SetAttributes(attribute.String("outcome", "failed"))
 		p.retryLater(ctx, it, err)
 	}
+}
+
+// logUploaded writes the line every uploaded file gets (the benchmark and
+// operators count uploads by it). The record is built here, with typed
+// attributes, and handed to the handler: slog.Logger would walk the stack
+// for the caller's program counter, which no output uses (no source is
+// logged), and box every value, for each file. The line is the same.
+func (p *Pipeline) logUploaded(ctx context.Context, it *Item, size int64, upload time.Duration) {
+	h := p.log.Handler()
+	if !h.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	r := slog.NewRecord(time.Now(), slog.LevelInfo, "file uploaded", 0)
+	r.AddAttrs(slog.String("session", it.Session), slog.String("file", it.Name), slog.String("blob", it.Key()),
+		slog.Int64("bytes", size), slog.Int64("upload_ms", upload.Milliseconds()),
+		slog.Int64("latency_ms", time.Since(it.Found).Milliseconds()), slog.Int("attempts", it.attempts+1))
+	_ = h.Handle(ctx, r)
 }
 
 // alreadyUploaded: a vanished file counts as uploaded only when the blob
@@ -305,7 +331,14 @@ func backoff(base, max time.Duration, attempt int) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
+// span runs one step of a file in a child span of the file's. A file span
+// that is not recorded (no trace exporter, or not sampled) would only get
+// unrecorded children: the step then runs in the file's span, and a line
+// it logs carries the file's trace and span ids.
 func (p *Pipeline) span(ctx context.Context, name string, fn func(ctx context.Context) error) error {
+	if !trace.SpanFromContext(ctx).IsRecording() {
+		return stepErr(name, fn(ctx))
+	}
 	ctx, span := p.tracer.Start(ctx, name)
 	defer span.End()
 	err := fn(ctx)

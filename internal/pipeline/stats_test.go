@@ -26,7 +26,7 @@ func TestReleaseClearsFailing(t *testing.T) {
 	if c := p.stats.Snapshot(); len(c.Failing) != 0 || c.Retrying != 0 {
 		t.Fatalf("after release: failing %v, retrying %d", c.Failing, c.Retrying)
 	}
-	if p.Pending(it.Key()) {
+	if p.Pending(it.Date, it.Session, it.Name) {
 		t.Fatal("still pending after release")
 	}
 }

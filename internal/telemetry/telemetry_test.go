@@ -2,11 +2,17 @@ package telemetry
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"strings"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/otel"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
 func TestSignalOnNeedsAnEndpoint(t *testing.T) {
@@ -43,5 +49,66 @@ func TestExportErrorsAreRateLimited(t *testing.T) {
 	h.Handle(errors.New("connection refused"))
 	if !strings.Contains(buf.String(), `"similar_errors_held_back":99`) {
 		t.Fatalf("held-back count not reported:\n%s", buf.String())
+	}
+}
+
+// With no trace endpoint, spans are not recorded, yet every log line made
+// inside one still carries its trace and span ids.
+func TestUnexportedSpansStillNumberLogLines(t *testing.T) {
+	var buf bytes.Buffer
+	tel, err := Setup(context.Background(), func(string) string { return "" }, &buf, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tel.Shutdown(context.Background())
+	ctx, span := otel.Tracer("test").Start(context.Background(), "file")
+	defer span.End()
+	if span.IsRecording() {
+		t.Error("span is recorded although no trace exporter is configured")
+	}
+	sc := span.SpanContext()
+	if !sc.IsValid() {
+		t.Fatal("span has no valid trace and span id")
+	}
+	tel.Logger.InfoContext(ctx, "file uploaded")
+	for _, want := range []string{`"trace_id":"` + sc.TraceID().String() + `"`, `"span_id":"` + sc.SpanID().String() + `"`} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log line lacks %s:\n%s", want, buf.String())
+		}
+	}
+}
+
+// The session attribute follows each measurement's session, also when the
+// session changes and changes back.
+func TestMetricsCarryEachMeasurementsSession(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	inst, err := newInstruments(mp.Meter("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, s := range []string{"a", "b", "a", "a", "c"} {
+		inst.FileProcessed(ctx, s, 10, time.Millisecond, time.Second)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(ctx, &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != "files.processed" {
+				continue
+			}
+			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+				v, _ := dp.Attributes.Value("session")
+				got[v.AsString()] += dp.Value
+			}
+		}
+	}
+	if want := map[string]int64{"a": 3, "b": 1, "c": 1}; !maps.Equal(got, want) {
+		t.Fatalf("files.processed by session %v, want %v", got, want)
 	}
 }

@@ -24,7 +24,7 @@ const MaxBackoff = 60 * time.Second
 
 // Sink is the pipeline as the watcher sees it.
 type Sink interface {
-	Pending(key string) bool
+	Pending(date, session, name string) bool
 	Offer(ctx context.Context, it *pipeline.Item) bool
 }
 
@@ -41,9 +41,10 @@ type Watcher struct {
 	Stats      *pipeline.Stats
 	Log        *slog.Logger
 
-	prev    map[string]seen
-	skipped map[string]pipeline.Skipped
-	epoch   time.Time
+	prev        map[string]seen
+	skipped     map[string]pipeline.Skipped
+	epoch       time.Time
+	prefixRunes int // characters of the session's blob prefix
 }
 
 // seen is a file's signature and since when (on this process's monotonic
@@ -110,6 +111,7 @@ func (w *Watcher) ScanOnce(ctx context.Context) error {
 	if w.prev == nil {
 		w.prev = map[string]seen{}
 		w.epoch = start
+		w.prefixRunes = utf8.RuneCountInString(w.prefix())
 	}
 	sc := &scan{start: start, now: time.Since(w.epoch), cur: make(map[string]seen, len(w.prev)), skipped: map[string]pipeline.Skipped{}}
 	if err := w.scanDir(ctx, sc, w.Dir, "", 0); err != nil {
@@ -170,9 +172,10 @@ func (w *Watcher) scanDir(ctx context.Context, sc *scan, dir, rel string, depth 
 }
 
 // consider offers one regular file once it has been still long enough.
+// Most visits to a file end before its Item is made: it is queued already,
+// or not yet still long enough.
 func (w *Watcher) consider(ctx context.Context, sc *scan, e fs.DirEntry, relName string) {
-	it := &pipeline.Item{Session: w.Session, Date: w.Date, Name: relName}
-	if w.Sink.Pending(it.Key()) {
+	if w.Sink.Pending(w.Date, w.Session, relName) {
 		// An earlier file of this name is in flight; this one must be
 		// seen stable again after that one is done.
 		return
@@ -195,8 +198,7 @@ func (w *Watcher) consider(ctx context.Context, sc *scan, e fs.DirEntry, relName
 		return
 	}
 	if sc.now-prev.since >= w.MinAge {
-		it.Found = sc.start
-		w.Sink.Offer(ctx, it)
+		w.Sink.Offer(ctx, &pipeline.Item{Session: w.Session, Date: w.Date, Name: relName, Found: sc.start})
 		return
 	}
 	sc.cur[relName] = prev
@@ -231,7 +233,7 @@ func (w *Watcher) rejectReason(relName, name string, mode fs.FileMode, depth int
 		return ""
 	case !mode.IsRegular():
 		return "not a regular file (FIFO, socket or device)"
-	case utf8.RuneCountInString(pipeline.BlobName(w.Date, w.Session, relName)) > maxBlobName:
+	case w.prefixRunes+utf8.RuneCountInString(relName) > maxBlobName: // the blob name, without building it
 		return fmt.Sprintf("blob name would be longer than the %d characters Azure allows", maxBlobName)
 	}
 	return ""
