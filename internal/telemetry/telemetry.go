@@ -111,7 +111,9 @@ func Setup(ctx context.Context, getenv func(string) string, stdout io.Writer, o 
 
 	// Metrics: OTLP push and/or Prometheus pull over the same instruments.
 	mopts := []sdkmetric.Option{sdkmetric.WithResource(res)}
+	metricsRead := false // some reader collects the instruments
 	if signalOn(getenv, "METRICS") {
+		metricsRead = true
 		exp, err := otlpmetrichttp.New(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("metric exporter: %w", err)
@@ -120,6 +122,7 @@ func Setup(ctx context.Context, getenv func(string) string, stdout io.Writer, o 
 	}
 	var promReg *prometheus.Registry
 	if o.MetricsAddr != "" {
+		metricsRead = true
 		promReg = prometheus.NewRegistry()
 		exp, err := otelprom.New(otelprom.WithRegisterer(promReg))
 		if err != nil {
@@ -152,6 +155,12 @@ func Setup(ctx context.Context, getenv func(string) string, stdout io.Writer, o 
 	}
 	t.inst = inst
 	t.Observer = inst
+	if !metricsRead {
+		// No OTLP metrics and no Prometheus endpoint: nothing would ever
+		// collect a measurement, so the pipeline's counts (about ten
+		// instrument calls per file) are not measured at all.
+		t.Observer = unmeasured{}
+	}
 
 	t.WrapHTTP = func(route string, h http.Handler) http.Handler {
 		return otelhttp.NewHandler(h, route, otelhttp.WithTracerProvider(tp), otelhttp.WithMeterProvider(mp))
@@ -224,3 +233,15 @@ func (h *errorHandler) Handle(err error) {
 	h.mu.Unlock()
 	h.log.Warn("telemetry export failed", "step", "telemetry", "error", err.Error(), "similar_errors_held_back", held)
 }
+
+// unmeasured is the Observer when no reader collects metrics.
+type unmeasured struct{}
+
+func (unmeasured) FileProcessed(context.Context, string, int64, time.Duration, time.Duration) {}
+func (unmeasured) FileFailed(context.Context, string, string, bool)                           {}
+func (unmeasured) QueueDelta(context.Context, int64)                                          {}
+func (unmeasured) Retrying(context.Context, int64)                                            {}
+func (unmeasured) GCDeleted(context.Context, int64)                                           {}
+func (unmeasured) ScanDone(context.Context, string, time.Duration, int)                       {}
+func (unmeasured) StagingDelta(context.Context, int64)                                        {}
+func (unmeasured) FileDirect(context.Context, string)                                         {}

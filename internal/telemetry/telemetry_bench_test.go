@@ -24,9 +24,10 @@ func BenchmarkFileUploadedLine(b *testing.B) {
 	}
 }
 
-// BenchmarkFileProcessedMetrics is the metrics of one uploaded file.
+// BenchmarkFileProcessedMetrics is the metrics of one uploaded file, with
+// a Prometheus endpoint collecting them.
 func BenchmarkFileProcessedMetrics(b *testing.B) {
-	tel, err := Setup(context.Background(), func(string) string { return "" }, io.Discard, Options{})
+	tel, err := Setup(context.Background(), func(string) string { return "" }, io.Discard, Options{MetricsAddr: "127.0.0.1:0"})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"maps"
+	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -110,5 +113,37 @@ func TestMetricsCarryEachMeasurementsSession(t *testing.T) {
 	}
 	if want := map[string]int64{"a": 3, "b": 1, "c": 1}; !maps.Equal(got, want) {
 		t.Fatalf("files.processed by session %v, want %v", got, want)
+	}
+}
+
+// Without an OTLP metrics endpoint or a Prometheus address nothing is
+// measured; with one, the pipeline's counts reach it.
+func TestMeasuredOnlyWhenCollected(t *testing.T) {
+	ctx := context.Background()
+	none, err := Setup(ctx, func(string) string { return "" }, io.Discard, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	none.Shutdown(ctx)
+	if _, ok := none.Observer.(unmeasured); !ok {
+		t.Errorf("observer %T although nothing collects metrics", none.Observer)
+	}
+	prom, err := Setup(ctx, func(string) string { return "" }, io.Discard, Options{MetricsAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prom.Shutdown(ctx)
+	prom.Observer.FileProcessed(ctx, "s1", 10, time.Millisecond, time.Second)
+	resp, err := http.Get(prom.MetricsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^files_processed_total\{.*session="s1".*\} 1$`).Match(body) {
+		t.Fatalf("scrape has no files_processed_total 1 for session s1:\n%s", body)
 	}
 }
