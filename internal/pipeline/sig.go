@@ -3,6 +3,8 @@ package pipeline
 import (
 	"os"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Sig is what says a file is unchanged: size, mtime, ctime and inode. ctime
@@ -23,4 +25,10 @@ func SigOf(fi os.FileInfo) Sig {
 		s.Ino = st.Ino
 	}
 	return s
+}
+
+// SigOfStat reads the signature from a stat(2) result, as SigOf does from
+// an os.FileInfo.
+func SigOfStat(st *unix.Stat_t) Sig {
+	return Sig{Size: st.Size, Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano(), Ino: st.Ino}
 }

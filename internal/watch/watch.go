@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/edge/nfs-watcher-uploader/internal/pipeline"
+	"golang.org/x/sys/unix"
 )
 
 // MaxBackoff caps the wait after repeated scan errors.
@@ -135,11 +136,14 @@ func (w *Watcher) scanDir(ctx context.Context, sc *scan, dir, rel string, depth 
 	if err != nil {
 		return fmt.Errorf("open %s: %w", dir, err)
 	}
+	// Kept open while its entries are looked at: they are stat'ed relative
+	// to it (see consider).
+	defer f.Close()
 	entries, err := f.ReadDir(-1)
-	f.Close()
 	if err != nil {
 		return fmt.Errorf("read %s: %w", dir, err)
 	}
+	fd := int(f.Fd())
 	sc.entries += len(entries)
 	for _, e := range entries {
 		if ctx.Err() != nil {
@@ -166,7 +170,7 @@ func (w *Watcher) scanDir(ctx context.Context, sc *scan, dir, rel string, depth 
 		if w.Extensions != nil && !w.Extensions[filepath.Ext(name)] || w.excluded(name) {
 			continue
 		}
-		w.consider(ctx, sc, e, relName)
+		w.consider(ctx, sc, fd, dir, name, relName)
 	}
 	return nil
 }
@@ -174,24 +178,28 @@ func (w *Watcher) scanDir(ctx context.Context, sc *scan, dir, rel string, depth 
 // consider offers one regular file once it has been still long enough.
 // Most visits to a file end before its Item is made: it is queued already,
 // or not yet still long enough.
-func (w *Watcher) consider(ctx context.Context, sc *scan, e fs.DirEntry, relName string) {
+// The file (name in dir, open as dirfd) is stat'ed relative to its folder:
+// no path to build and resolve again, no FileInfo to allocate, every
+// poll, for every file that is not queued yet.
+func (w *Watcher) consider(ctx context.Context, sc *scan, dirfd int, dir, name, relName string) {
 	if w.Sink.Pending(w.Date, w.Session, relName) {
 		// An earlier file of this name is in flight; this one must be
 		// seen stable again after that one is done.
 		return
 	}
-	info, err := e.Info()
-	if err != nil {
+	var st unix.Stat_t
+	if err := lstatAt(dirfd, name, &st); err != nil {
 		if !gone(err) {
+			err = &fs.PathError{Op: "lstat", Path: filepath.Join(dir, name), Err: err}
 			w.Log.WarnContext(ctx, "cannot stat incoming file", "session", w.Session, "file", relName,
 				"step", "scan", "error", err.Error())
 		}
 		return
 	}
-	if !info.Mode().IsRegular() {
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return // replaced by something else between readdir and lstat
 	}
-	s := pipeline.SigOf(info)
+	s := pipeline.SigOfStat(&st)
 	prev, ok := w.prev[relName]
 	if !ok || prev.sig != s {
 		sc.cur[relName] = seen{sig: s, since: sc.now}
@@ -272,4 +280,14 @@ func displayName(name string) string {
 	}
 	q := strconv.Quote(name)
 	return q[1 : len(q)-1]
+}
+
+// lstatAt is lstat(2) of name in the folder open as dirfd.
+func lstatAt(dirfd int, name string, st *unix.Stat_t) error {
+	for {
+		err := unix.Fstatat(dirfd, name, st, unix.AT_SYMLINK_NOFOLLOW)
+		if err != unix.EINTR {
+			return err
+		}
+	}
 }
