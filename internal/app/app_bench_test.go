@@ -122,6 +122,7 @@ func BenchmarkSmallFiles(b *testing.B) {
 		}
 		select {
 		case err := <-runErr:
+			runErr <- err // for the clean-up's wait
 			b.Fatalf("Run returned during start-up: %v", err)
 		case <-time.After(20 * time.Millisecond):
 		}
