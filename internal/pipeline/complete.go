@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	"github.com/edge/nfs-watcher-uploader/internal/failure"
+
+	"golang.org/x/sys/unix"
 )
 
 // complete moves the uploaded file into .done (the GC deletes it there).
@@ -72,14 +74,14 @@ func (p *Pipeline) complete(ctx context.Context, it *Item, src *source) error {
 // sameFile fails with errChanged unless the file at path still has the
 // signature it was read with.
 func sameFile(path string, was Sig, withCtime bool) error {
-	fi, err := os.Stat(path)
-	if err != nil {
+	var st unix.Stat_t
+	if err := stat(path, &st); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil // the rename decides what a missing file means
 		}
 		return err
 	}
-	now := SigOf(fi)
+	now := SigOfStat(&st)
 	if !withCtime {
 		now.Ctime = was.Ctime
 	}
@@ -101,6 +103,20 @@ func rename(from, to string) error {
 			return nil
 		case err != syscall.EINTR:
 			return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
+		}
+	}
+}
+
+// stat is os.Stat into a stat buffer of the caller's: no FileInfo to
+// allocate for the two checks every completion makes.
+func stat(path string, st *unix.Stat_t) error {
+	for {
+		err := unix.Stat(path, st)
+		switch {
+		case err == nil:
+			return nil
+		case err != unix.EINTR:
+			return &os.PathError{Op: "stat", Path: path, Err: err}
 		}
 	}
 }
