@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"encoding/hex"
 	"io"
 	"log/slog"
 
@@ -32,8 +33,15 @@ func (h traceHandler) Handle(ctx context.Context, r slog.Record) error {
 		return nil
 	}
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		// Both ids in hex from one allocation: every line written while a
+		// file is processed gets them.
+		tid, sid := sc.TraceID(), sc.SpanID()
+		var buf [2*len(tid) + 2*len(sid)]byte
+		hex.Encode(buf[:2*len(tid)], tid[:])
+		hex.Encode(buf[2*len(tid):], sid[:])
+		ids := string(buf[:])
 		r = r.Clone()
-		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+		r.AddAttrs(slog.String("trace_id", ids[:2*len(tid)]), slog.String("span_id", ids[2*len(tid):]))
 	}
 	return h.Handler.Handle(ctx, r)
 }
