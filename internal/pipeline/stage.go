@@ -340,10 +340,16 @@ func copyToMemory(in *os.File, before Sig, srcPath string, block int64) (*source
 }
 
 // readInPlace hashes the claimed file where it is, for uploading from it.
+// A file of at most one buffer is read into memory instead, as in copy
+// mode: one read instead of two, and no staging disk either way.
 func (p *Pipeline) readInPlace(path string) (*source, error) {
 	f, before, err := openSource(path)
 	if err != nil {
 		return nil, err
+	}
+	if before.Size <= copyBuf {
+		defer f.Close()
+		return copyToMemory(f, before, path, p.blockSize(before.Size))
 	}
 	h := newSums(p.blockSize(before.Size))
 	n, err := copyAll(h, f)
