@@ -61,7 +61,7 @@ func rusage(who int) float64 {
 }
 
 // BenchmarkSmallFiles runs the whole service in this process with
-// cmd/bench's settings (4 workers, 0.5 s polls, 1 s minimum age) and, per
+// cmd/bench's settings (default workers, 0.5 s polls, 1 s minimum age) and, per
 // iteration, hard-links 2,000 files of 4 KiB into a new session and waits
 // for every "file uploaded" line. It reports the process's CPU per file,
 // which is what cmd/bench's CPU s/GB counts for small files; run it with
@@ -97,7 +97,6 @@ func BenchmarkSmallFiles(b *testing.B) {
 		"APP_NFS_PROCESSING_ROOT":     filepath.Join(root, "nfs", ".processing"),
 		"APP_LOCAL_STAGING_ROOT":      filepath.Join(root, "staging"),
 		"APP_HTTP_ADDR":               addr,
-		"APP_WORKER_CONCURRENCY":      "4",
 		"APP_POLL_INTERVAL_S":         "0.5",
 		"APP_MIN_FILE_AGE_S":          "1",
 		"APP_MAX_QUEUE_SIZE":          "10000",
