@@ -12,11 +12,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -158,6 +160,10 @@ func run() error {
 			// lazily, and a 4 GiB workload would reach its memory limit.
 			az, err := azurite.Start()
 			if err != nil {
+				return err
+			}
+			if err := warm(az); err != nil {
+				az.Stop()
 				return err
 			}
 			if *flagLink != "" {
@@ -358,10 +364,11 @@ func runService(az *azurite.Server, bin, work, src string, w workload, i int) (r
 		}
 		appeared[e.Name()] = time.Now()
 	}
-	var done map[string][2]time.Time
+	log := &logTail{path: logPath, done: map[string][2]time.Time{}}
+	done := log.done
 	timeout := 10*time.Minute + time.Duration(w.size*int64(w.files)/(20<<20))*time.Second
 	if err := waitFor(timeout, func() bool {
-		done = uploaded(logPath)
+		log.read()
 		return len(done) >= w.files
 	}); err != nil {
 		return result{}, fmt.Errorf("%d of %d files uploaded: %w", len(done), w.files, err)
@@ -389,19 +396,33 @@ func runService(az *azurite.Server, bin, work, src string, w workload, i int) (r
 	return r, nil
 }
 
-// uploaded reads the service log: file -> when its blob was committed and
-// when the service had found it stable.
-func uploaded(logPath string) map[string][2]time.Time {
-	out := map[string][2]time.Time{}
-	f, err := os.Open(logPath)
+// logTail reads the service log as it grows: file -> when its blob was
+// committed and when the service had found it stable. Each poll parses
+// only the new lines: re-reading the whole log would take the CPU Azurite
+// runs on.
+type logTail struct {
+	path string
+	off  int64
+	done map[string][2]time.Time
+}
+
+func (t *logTail) read() {
+	f, err := os.Open(t.path)
 	if err != nil {
-		return out
+		return
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if !strings.Contains(sc.Text(), `"file uploaded"`) {
+	if _, err := f.Seek(t.off, io.SeekStart); err != nil {
+		return
+	}
+	r := bufio.NewReaderSize(f, 1<<20)
+	for {
+		line, err := r.ReadBytes('\n')
+		if err != nil {
+			return // a partial last line is read again next time
+		}
+		t.off += int64(len(line))
+		if !bytes.Contains(line, []byte(`"file uploaded"`)) {
 			continue
 		}
 		var l struct {
@@ -409,11 +430,10 @@ func uploaded(logPath string) map[string][2]time.Time {
 			File      string    `json:"file"`
 			LatencyMs int64     `json:"latency_ms"`
 		}
-		if json.Unmarshal(sc.Bytes(), &l) == nil {
-			out[l.File] = [2]time.Time{l.Time, l.Time.Add(-time.Duration(l.LatencyMs) * time.Millisecond)}
+		if json.Unmarshal(line, &l) == nil {
+			t.done[l.File] = [2]time.Time{l.Time, l.Time.Add(-time.Duration(l.LatencyMs) * time.Millisecond)}
 		}
 	}
-	return out
 }
 
 // runAzCopy runs AzCopy on a fresh Azurite of its own, behind the same link:
@@ -424,6 +444,9 @@ func runAzCopy(azc *azCopy, ls linkSpec, work, src string, w workload, i int) (r
 		return result{}, err
 	}
 	defer az.Stop()
+	if err := warm(az); err != nil {
+		return result{}, err
+	}
 	if *flagLink != "" {
 		if err := startLink(az, ls); err != nil {
 			return result{}, err
