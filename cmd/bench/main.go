@@ -156,33 +156,28 @@ func run() error {
 		}
 		var svc, raw, peer []result
 		for i := range *flagRuns {
-			// A fresh in-memory Azurite per run: it frees deleted blobs
-			// lazily, and a 4 GiB workload would reach its memory limit.
-			az, err := azurite.Start()
+			// A fresh in-memory Azurite for each side of each run: it frees
+			// deleted blobs lazily, a 4 GiB workload would reach its memory
+			// limit, and it slows as it holds more blobs, which would charge
+			// the side measured second.
+			az, err := freshAzurite(ls)
 			if err != nil {
 				return err
-			}
-			if err := warm(az); err != nil {
-				az.Stop()
-				return err
-			}
-			if *flagLink != "" {
-				if err := startLink(az, ls); err != nil {
-					az.Stop()
-					return err
-				}
 			}
 			fmt.Fprintf(os.Stderr, "%s run %d/%d: service... ", w.name, i+1, *flagRuns)
 			a0 := azuriteCPU(az)
 			r, err := runService(az, bin, work, src, w, i)
 			r.AzuriteCPU = azuriteCPU(az) - a0
+			stopLink()
+			az.Stop()
 			if err != nil {
-				stopLink()
-				az.Stop()
 				return fmt.Errorf("%s service: %w", w.name, err)
 			}
 			svc = append(svc, r)
 			fmt.Fprintf(os.Stderr, "%.1f MB/s; raw SDK... ", float64(r.Bytes)/r.Seconds/1e6)
+			if az, err = freshAzurite(ls); err != nil {
+				return err
+			}
 			a0 = azuriteCPU(az)
 			r, err = runRaw(az, self, src, w, i)
 			r.AzuriteCPU = azuriteCPU(az) - a0
@@ -436,23 +431,34 @@ func (t *logTail) read() {
 	}
 }
 
-// runAzCopy runs AzCopy on a fresh Azurite of its own, behind the same link:
-// a third copy of the 4 GiB workload would pass Azurite's memory limit.
-func runAzCopy(azc *azCopy, ls linkSpec, work, src string, w workload, i int) (result, error) {
+// freshAzurite starts an in-memory Azurite, warms it up and puts the link
+// in front of it when there is one.
+func freshAzurite(ls linkSpec) (*azurite.Server, error) {
 	az, err := azurite.Start()
+	if err != nil {
+		return nil, err
+	}
+	if err := warm(az); err != nil {
+		az.Stop()
+		return nil, err
+	}
+	if *flagLink != "" {
+		if err := startLink(az, ls); err != nil {
+			az.Stop()
+			return nil, err
+		}
+	}
+	return az, nil
+}
+
+// runAzCopy runs AzCopy on a fresh Azurite of its own, behind the same link.
+func runAzCopy(azc *azCopy, ls linkSpec, work, src string, w workload, i int) (result, error) {
+	az, err := freshAzurite(ls)
 	if err != nil {
 		return result{}, err
 	}
 	defer az.Stop()
-	if err := warm(az); err != nil {
-		return result{}, err
-	}
-	if *flagLink != "" {
-		if err := startLink(az, ls); err != nil {
-			return result{}, err
-		}
-		defer stopLink()
-	}
+	defer stopLink()
 	// After Azurite's start-up lines, which go to stderr too.
 	fmt.Fprintf(os.Stderr, "%s run %d/%d: AzCopy... ", w.name, i+1, *flagRuns)
 	a0 := azuriteCPU(az)
