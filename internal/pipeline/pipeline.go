@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/semaphore"
 )
 
 // Options configure the pipeline.
@@ -47,6 +48,11 @@ type Pipeline struct {
 
 	budget    *budget
 	admission *admission
+	// copying lets one staging copy run at a time: copies share one disk
+	// (and one NFS mount), so together they take as long one after another,
+	// but the first file can start its upload after its own copy instead of
+	// after all of them.
+	copying *semaphore.Weighted
 	// slots bounds the queue: a sender holds a slot from before its item is
 	// counted until a worker takes it, so queue_depth never passes the cap.
 	slots chan struct{}
@@ -80,6 +86,7 @@ func New(opts Options, store Store, stats *Stats, log *slog.Logger) *Pipeline {
 		opts: opts, store: store, log: log, stats: stats,
 		tracer:    otel.Tracer("nfs-watcher-uploader/pipeline"),
 		budget:    newBudget(opts.StagingMaxBytes),
+		copying:   semaphore.NewWeighted(1),
 		admission: newAdmission(opts.InflightMaxBytes),
 		slots:     make(chan struct{}, opts.QueueSize),
 		queue:     make(chan *Item, opts.QueueSize),

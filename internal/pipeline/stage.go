@@ -156,8 +156,13 @@ func (p *Pipeline) copyOnce(ctx context.Context, path string) (*source, error) {
 		p.budget.release(before.Size)
 		p.stats.stagingDelta(context.Background(), -before.Size)
 	}
+	if err := p.copying.Acquire(ctx, 1); err != nil {
+		free()
+		return nil, err
+	}
 	dst := p.stagingPath(path)
 	src, err := copyHashed(in, before, path, dst, block)
+	p.copying.Release(1)
 	if err != nil {
 		free()
 		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
