@@ -8,6 +8,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -361,7 +363,9 @@ const MtimeFormat = "2006-01-02T15:04:05.999999999Z07:00"
 func (s *Store) properties(o object.Object) (map[string]*string, *blob.AccessTier, map[string]string) {
 	mtime := o.Mtime.UTC().Format(MtimeFormat)
 	session := o.Session
-	crc := fmt.Sprintf("%016x", o.CRC64)
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], o.CRC64)
+	crc := hex.EncodeToString(b[:])
 	meta := map[string]*string{"mtime": &mtime, "session": &session, MetaCRC64: &crc}
 	var tier *blob.AccessTier
 	if s.opts.AccessTier != "" {

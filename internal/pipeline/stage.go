@@ -323,7 +323,9 @@ func copyHashed(in *os.File, before Sig, srcPath, dstPath string, block int64) (
 // deleting a file per upload (most of the cost of a small file).
 func copyToMemory(in *os.File, before Sig, srcPath string, block int64) (*source, error) {
 	buf, pool := bufferFor(before.Size)
-	n, err := io.ReadFull(in, *buf)
+	// Exactly the size seen: one read for a small file, and bytes
+	// appended since show in unchangedSince's size.
+	n, err := io.ReadFull(in, (*buf)[:before.Size])
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		pool.Put(buf)
 		return nil, fmt.Errorf("copy to staging: %w", err)
