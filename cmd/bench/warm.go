@@ -30,7 +30,10 @@ func warm(az *azurite.Server) error {
 	if *flagWarm <= 0 {
 		return nil
 	}
-	ctx := context.Background()
+	// The first failure ends the warm-up: with Azurite down, every request
+	// would go through the SDK's retries.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	c, err := azblob.NewClientFromConnectionString(az.ConnectionString(az.BlobEndpoint()), nil)
 	if err != nil {
 		return err
@@ -72,11 +75,15 @@ func warm(az *azurite.Server) error {
 					case errs <- fmt.Errorf("warm-up: %w", err):
 					default:
 					}
+					cancel()
 				}
 			}
 		})
 	}
 	for i := range *flagWarm {
+		if ctx.Err() != nil {
+			break
+		}
 		jobs <- i
 	}
 	close(jobs)

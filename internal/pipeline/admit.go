@@ -30,15 +30,18 @@ func newAdmission(max int64) *admission {
 func (a *admission) weight(size int64) int64 { return max(0, min(size, a.max/4)) }
 
 // admit waits until the claimed file may start and returns what frees its
-// share. The size is the file's now; a file that cannot be read counts
-// nothing and its stage step reports why.
+// share. The size is the one the watcher saw stable (a late append is not
+// weighed, which only loosens the bound), else the file's now; a file that
+// cannot be read counts nothing and its stage step reports why.
 func (p *Pipeline) admit(ctx context.Context, it *Item) (func(), error) {
 	a := p.admission
 	if a == nil {
 		return func() {}, nil
 	}
 	var n int64
-	if fi, err := os.Stat(p.processingPath(it)); err == nil {
+	if it.Size > 0 {
+		n = a.weight(it.Size)
+	} else if fi, err := os.Stat(p.processingPath(it)); err == nil {
 		n = a.weight(fi.Size())
 	}
 	if err := a.sem.Acquire(ctx, n); err != nil {

@@ -78,6 +78,10 @@ type Item struct {
 	Claimed bool
 	// Found is when the file was seen stable (or recovered): latency starts here.
 	Found time.Time
+	// Size is the size the watcher saw stable (0: unknown, as after
+	// recovery): only what admission weighs the file by, never what is
+	// uploaded.
+	Size int64
 
 	attempts     int
 	firstFailure time.Time

@@ -114,7 +114,7 @@ func (p *Pipeline) stage(ctx context.Context, it *Item) (*source, error) {
 }
 
 func (p *Pipeline) processingPath(it *Item) string {
-	return filepath.Join(p.opts.Layout.ProcessingDir(it.Date, it.Session), it.Name)
+	return under(p.dirsOf(it).processing, it.Name)
 }
 
 func (p *Pipeline) stagingPath(path string) string {

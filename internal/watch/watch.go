@@ -132,22 +132,43 @@ func (w *Watcher) ScanOnce(ctx context.Context) error {
 // Only the session folder itself failing fails the scan: a sub-folder that
 // cannot be read is logged and tried again at the next poll.
 func (w *Watcher) scanDir(ctx context.Context, sc *scan, dir, rel string, depth int) error {
+	subdirs, err := w.scanFiles(ctx, sc, dir, rel, depth)
+	if err != nil {
+		return err
+	}
+	for _, name := range subdirs {
+		if ctx.Err() != nil {
+			return nil
+		}
+		relName := pipeline.Child(rel, name)
+		if err := w.scanDir(ctx, sc, filepath.Join(dir, name), relName, depth+1); err != nil && !gone(err) {
+			w.Log.WarnContext(ctx, "cannot read an incoming folder; tried again at the next poll", "session", w.Session,
+				"file", displayName(relName), "step", "scan", "error", err.Error())
+		}
+	}
+	return nil
+}
+
+// scanFiles considers the files of one folder and returns its sub-folders
+// to enter. The folder stays open only meanwhile, its files being stat'ed
+// relative to it (see consider): sub-folders are entered after it is
+// closed, so a deep tree holds one descriptor, not one per level.
+func (w *Watcher) scanFiles(ctx context.Context, sc *scan, dir, rel string, depth int) ([]string, error) {
 	f, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("open %s: %w", dir, err)
+		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
-	// Kept open while its entries are looked at: they are stat'ed relative
-	// to it (see consider).
 	defer f.Close()
 	entries, err := f.ReadDir(-1)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", dir, err)
+		return nil, fmt.Errorf("read %s: %w", dir, err)
 	}
 	fd := int(f.Fd())
 	sc.entries += len(entries)
+	var subdirs []string
 	for _, e := range entries {
 		if ctx.Err() != nil {
-			return nil
+			return nil, nil
 		}
 		name := e.Name()
 		if name[0] == '.' {
@@ -161,10 +182,7 @@ func (w *Watcher) scanDir(ctx context.Context, sc *scan, dir, rel string, depth 
 			continue
 		}
 		if e.IsDir() {
-			if err := w.scanDir(ctx, sc, filepath.Join(dir, name), relName, depth+1); err != nil && !gone(err) {
-				w.Log.WarnContext(ctx, "cannot read an incoming folder; tried again at the next poll", "session", w.Session,
-					"file", displayName(relName), "step", "scan", "error", err.Error())
-			}
+			subdirs = append(subdirs, name)
 			continue
 		}
 		if w.Extensions != nil && !w.Extensions[filepath.Ext(name)] || w.excluded(name) {
@@ -172,7 +190,7 @@ func (w *Watcher) scanDir(ctx context.Context, sc *scan, dir, rel string, depth 
 		}
 		w.consider(ctx, sc, fd, dir, name, relName)
 	}
-	return nil
+	return subdirs, nil
 }
 
 // consider offers one regular file once it has been still long enough.
@@ -206,7 +224,7 @@ func (w *Watcher) consider(ctx context.Context, sc *scan, dirfd int, dir, name, 
 		return
 	}
 	if sc.now-prev.since >= w.MinAge {
-		w.Sink.Offer(ctx, &pipeline.Item{Session: w.Session, Date: w.Date, Name: relName, Found: sc.start})
+		w.Sink.Offer(ctx, &pipeline.Item{Session: w.Session, Date: w.Date, Name: relName, Found: sc.start, Size: s.Size})
 		return
 	}
 	sc.cur[relName] = prev
