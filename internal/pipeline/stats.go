@@ -20,16 +20,17 @@ type Observer interface {
 	FileDirect(ctx context.Context, session string)
 }
 
-type nopObserver struct{}
+// NopObserver measures nothing: the Observer when no metrics are collected.
+type NopObserver struct{}
 
-func (nopObserver) FileProcessed(context.Context, string, int64, time.Duration, time.Duration) {}
-func (nopObserver) FileFailed(context.Context, string, string, bool)                           {}
-func (nopObserver) QueueDelta(context.Context, int64)                                          {}
-func (nopObserver) Retrying(context.Context, int64)                                            {}
-func (nopObserver) GCDeleted(context.Context, int64)                                           {}
-func (nopObserver) ScanDone(context.Context, string, time.Duration, int)                       {}
-func (nopObserver) StagingDelta(context.Context, int64)                                        {}
-func (nopObserver) FileDirect(context.Context, string)                                         {}
+func (NopObserver) FileProcessed(context.Context, string, int64, time.Duration, time.Duration) {}
+func (NopObserver) FileFailed(context.Context, string, string, bool)                           {}
+func (NopObserver) QueueDelta(context.Context, int64)                                          {}
+func (NopObserver) Retrying(context.Context, int64)                                            {}
+func (NopObserver) GCDeleted(context.Context, int64)                                           {}
+func (NopObserver) ScanDone(context.Context, string, time.Duration, int)                       {}
+func (NopObserver) StagingDelta(context.Context, int64)                                        {}
+func (NopObserver) FileDirect(context.Context, string)                                         {}
 
 // LastError is the most recent failure, as /v1/status shows it.
 type LastError struct {
@@ -107,7 +108,7 @@ type Stats struct {
 // NewStats returns counters that report to obs (nil for none).
 func NewStats(obs Observer) *Stats {
 	if obs == nil {
-		obs = nopObserver{}
+		obs = NopObserver{}
 	}
 	return &Stats{obs: obs, failing: map[string]Failing{}, skipped: map[string]map[string]Skipped{}, retrying: map[string]bool{}}
 }

@@ -159,7 +159,7 @@ func Setup(ctx context.Context, getenv func(string) string, stdout io.Writer, o 
 		// No OTLP metrics and no Prometheus endpoint: nothing would ever
 		// collect a measurement, so the pipeline's counts (about ten
 		// instrument calls per file) are not measured at all.
-		t.Observer = unmeasured{}
+		t.Observer = pipeline.NopObserver{}
 	}
 
 	t.WrapHTTP = func(route string, h http.Handler) http.Handler {
@@ -233,15 +233,3 @@ func (h *errorHandler) Handle(err error) {
 	h.mu.Unlock()
 	h.log.Warn("telemetry export failed", "step", "telemetry", "error", err.Error(), "similar_errors_held_back", held)
 }
-
-// unmeasured is the Observer when no reader collects metrics.
-type unmeasured struct{}
-
-func (unmeasured) FileProcessed(context.Context, string, int64, time.Duration, time.Duration) {}
-func (unmeasured) FileFailed(context.Context, string, string, bool)                           {}
-func (unmeasured) QueueDelta(context.Context, int64)                                          {}
-func (unmeasured) Retrying(context.Context, int64)                                            {}
-func (unmeasured) GCDeleted(context.Context, int64)                                           {}
-func (unmeasured) ScanDone(context.Context, string, time.Duration, int)                       {}
-func (unmeasured) StagingDelta(context.Context, int64)                                        {}
-func (unmeasured) FileDirect(context.Context, string)                                         {}

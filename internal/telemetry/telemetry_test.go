@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge/nfs-watcher-uploader/internal/pipeline"
+
 	"go.opentelemetry.io/otel"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -125,7 +127,7 @@ func TestMeasuredOnlyWhenCollected(t *testing.T) {
 		t.Fatal(err)
 	}
 	none.Shutdown(ctx)
-	if _, ok := none.Observer.(unmeasured); !ok {
+	if _, ok := none.Observer.(pipeline.NopObserver); !ok {
 		t.Errorf("observer %T although nothing collects metrics", none.Observer)
 	}
 	prom, err := Setup(ctx, func(string) string { return "" }, io.Discard, Options{MetricsAddr: "127.0.0.1:0"})
