@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"github.com/edge/nfs-watcher-uploader/internal/failure"
 
@@ -96,27 +95,27 @@ func sameFile(path string, was Sig, withCtime bool) error {
 // EISDIR; both are failures here, and the Lstat is a round trip to the NFS
 // server per file.
 func rename(from, to string) error {
-	for {
-		err := syscall.Rename(from, to)
-		switch {
-		case err == nil:
-			return nil
-		case err != syscall.EINTR:
-			return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
-		}
+	if err := ignoringEINTR(func() error { return unix.Rename(from, to) }); err != nil {
+		return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
 	}
+	return nil
 }
 
 // stat is os.Stat into a stat buffer of the caller's: no FileInfo to
 // allocate for the two checks every completion makes.
 func stat(path string, st *unix.Stat_t) error {
+	if err := ignoringEINTR(func() error { return unix.Stat(path, st) }); err != nil {
+		return &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return nil
+}
+
+// ignoringEINTR repeats a system call a signal interrupted, as package os
+// does for its own.
+func ignoringEINTR(call func() error) error {
 	for {
-		err := unix.Stat(path, st)
-		switch {
-		case err == nil:
-			return nil
-		case err != unix.EINTR:
-			return &os.PathError{Op: "stat", Path: path, Err: err}
+		if err := call(); err != unix.EINTR {
+			return err
 		}
 	}
 }
