@@ -238,9 +238,11 @@ func bufferFor(size int64) (*[]byte, *sync.Pool) {
 	return pool.Get().(*[]byte), pool
 }
 
-func copyAll(dst io.Writer, src io.Reader) (int64, error) {
-	buf := buffers.Get().(*[]byte)
-	defer buffers.Put(buf)
+// copyAll copies through a buffer of pool: 1 MiB ones for staging copies,
+// 64 KiB ones (which stay in the CPU's cache) for hashing in place.
+func copyAll(pool *sync.Pool, dst io.Writer, src io.Reader) (int64, error) {
+	buf := pool.Get().(*[]byte)
+	defer pool.Put(buf)
 	return io.CopyBuffer(dst, onlyReader{src}, *buf)
 }
 
@@ -301,7 +303,7 @@ func copyHashed(in *os.File, before Sig, srcPath, dstPath string, block int64) (
 	}
 	discard := func() { out.Close(); os.Remove(dstPath) }
 	h := newSums(block)
-	n, err := copyAll(io.MultiWriter(out, h), io.LimitReader(in, before.Size))
+	n, err := copyAll(&buffers, io.MultiWriter(out, h), io.LimitReader(in, before.Size))
 	if err != nil {
 		discard()
 		return nil, fmt.Errorf("copy to staging: %w", err)
@@ -362,9 +364,7 @@ func (p *Pipeline) readInPlace(path string) (*source, error) {
 		return copyToMemory(f, before, path, p.blockSize(before.Size))
 	}
 	h := newSums(p.blockSize(before.Size))
-	buf := smallBuffers.Get().(*[]byte)
-	n, err := io.CopyBuffer(h, onlyReader{f}, *buf)
-	smallBuffers.Put(buf)
+	n, err := copyAll(&smallBuffers, h, f)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("read: %w", err)
