@@ -1,5 +1,6 @@
 // Command bench measures the service against the raw azblob SDK on the same
-// files, the same Azurite and the same parallelism, and prints one table.
+// files and the same parallelism, each side on a fresh, warmed-up Azurite of
+// its own, and prints one table.
 // Where AzCopy is installed (cmd/bench/peer) it is measured too, as a peer
 // with its own defaults.
 //
@@ -160,29 +161,19 @@ func run() error {
 			// deleted blobs lazily, a 4 GiB workload would reach its memory
 			// limit, and it slows as it holds more blobs, which would charge
 			// the side measured second.
-			az, err := freshAzurite(ls)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(os.Stderr, "%s run %d/%d: service... ", w.name, i+1, *flagRuns)
-			a0 := azuriteCPU(az)
-			r, err := runService(az, bin, work, src, w, i)
-			r.AzuriteCPU = azuriteCPU(az) - a0
-			stopLink()
-			az.Stop()
+			r, err := onFreshAzurite(ls, func(az *azurite.Server) (result, error) {
+				fmt.Fprintf(os.Stderr, "%s run %d/%d: service... ", w.name, i+1, *flagRuns)
+				return runService(az, bin, work, src, w, i)
+			})
 			if err != nil {
 				return fmt.Errorf("%s service: %w", w.name, err)
 			}
 			svc = append(svc, r)
-			fmt.Fprintf(os.Stderr, "%.1f MB/s; raw SDK... ", float64(r.Bytes)/r.Seconds/1e6)
-			if az, err = freshAzurite(ls); err != nil {
-				return err
-			}
-			a0 = azuriteCPU(az)
-			r, err = runRaw(az, self, src, w, i)
-			r.AzuriteCPU = azuriteCPU(az) - a0
-			stopLink()
-			az.Stop()
+			fmt.Fprintf(os.Stderr, "%.1f MB/s\n", float64(r.Bytes)/r.Seconds/1e6)
+			r, err = onFreshAzurite(ls, func(az *azurite.Server) (result, error) {
+				fmt.Fprintf(os.Stderr, "%s run %d/%d: raw SDK... ", w.name, i+1, *flagRuns)
+				return runRaw(az, self, src, w, i)
+			})
 			if err != nil {
 				return fmt.Errorf("%s raw: %w", w.name, err)
 			}
@@ -453,16 +444,24 @@ func freshAzurite(ls linkSpec) (*azurite.Server, error) {
 
 // runAzCopy runs AzCopy on a fresh Azurite of its own, behind the same link.
 func runAzCopy(azc *azCopy, ls linkSpec, work, src string, w workload, i int) (result, error) {
+	return onFreshAzurite(ls, func(az *azurite.Server) (result, error) {
+		// After Azurite's start-up lines, which go to stderr too.
+		fmt.Fprintf(os.Stderr, "%s run %d/%d: AzCopy... ", w.name, i+1, *flagRuns)
+		return azc.run(az, work, src, w, i)
+	})
+}
+
+// onFreshAzurite runs one side on a fresh Azurite of its own (behind the
+// link when there is one) and adds the Azurite CPU the side cost.
+func onFreshAzurite(ls linkSpec, side func(*azurite.Server) (result, error)) (result, error) {
 	az, err := freshAzurite(ls)
 	if err != nil {
 		return result{}, err
 	}
 	defer az.Stop()
 	defer stopLink()
-	// After Azurite's start-up lines, which go to stderr too.
-	fmt.Fprintf(os.Stderr, "%s run %d/%d: AzCopy... ", w.name, i+1, *flagRuns)
 	a0 := azuriteCPU(az)
-	r, err := azc.run(az, work, src, w, i)
+	r, err := side(az)
 	r.AzuriteCPU = azuriteCPU(az) - a0
 	return r, err
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"flag"
 	"fmt"
-	"hash/crc64"
 	"sync"
 	"time"
 
@@ -15,11 +14,10 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 
 	"github.com/edge/nfs-watcher-uploader/internal/azurite"
+	"github.com/minio/crc64nvme"
 )
 
 var flagWarm = flag.Int("warm", 3000, "requests sent to each fresh Azurite before the sides are measured (0: none)")
-
-var crcTable = crc64.MakeTable(0x9A6C9329AC4BC9B5)
 
 // warm sends every kind of request the sides send (Put Blob with and
 // without CRC64 and metadata, Put Block, Put Block List) to a fresh
@@ -43,7 +41,7 @@ func warm(az *azurite.Server) error {
 		return err
 	}
 	data := bytes.Repeat([]byte("warm-up 16 bytes"), 256)
-	crc := crc64.Checksum(data, crcTable)
+	crc := crc64nvme.Checksum(data)
 	ct, session, mtime := "application/octet-stream", "warm", time.Now().UTC().Format(time.RFC3339Nano)
 	meta := map[string]*string{"mtime": &mtime, "session": &session}
 	jobs := make(chan int)
