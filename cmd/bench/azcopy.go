@@ -173,7 +173,7 @@ func (a *azCopy) run(az *azurite.Server, work, src string, w workload, i int) (r
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	lg := &azLog{dir: filepath.Join(tmp, "logs"), off: map[string]int64{}, part: map[string]string{}, done: map[string]time.Time{}}
+	lg := &azLog{dir: filepath.Join(tmp, "logs"), tails: map[string]*tail{}, done: map[string]time.Time{}}
 	var werr error
 	timeout := 10*time.Minute + time.Duration(w.size*int64(w.files)/(20<<20))*time.Second
 	if err := waitFor(timeout, func() bool {
@@ -242,9 +242,8 @@ func (a *azCopy) run(az *azurite.Server, work, src string, w workload, i int) (r
 // progress tick, so each line is timed when it is first read instead.
 type azLog struct {
 	dir   string
-	off   map[string]int64
-	part  map[string]string // a line not yet ended, per file
-	start time.Time         // the first "Starting transfer"
+	tails map[string]*tail
+	start time.Time // the first "Starting transfer"
 	done  map[string]time.Time
 	conns string
 }
@@ -253,23 +252,12 @@ func (l *azLog) poll() {
 	now := time.Now()
 	paths, _ := filepath.Glob(filepath.Join(l.dir, "*.log"))
 	for _, p := range paths {
-		f, err := os.Open(p)
-		if err != nil {
-			continue
+		t := l.tails[p]
+		if t == nil {
+			t = &tail{}
+			l.tails[p] = t
 		}
-		_, err = f.Seek(l.off[p], io.SeekStart)
-		var b []byte
-		if err == nil {
-			b, err = io.ReadAll(f)
-		}
-		f.Close()
-		if err != nil {
-			continue
-		}
-		l.off[p] += int64(len(b))
-		lines := strings.Split(l.part[p]+string(b), "\n")
-		l.part[p] = lines[len(lines)-1]
-		for _, line := range lines[:len(lines)-1] {
+		for _, line := range t.lines(p) {
 			switch {
 			case strings.Contains(line, "] Starting transfer: "):
 				if l.start.IsZero() {

@@ -12,8 +12,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -388,38 +386,50 @@ func runService(az *azurite.Server, bin, work, src string, w workload, i int) (r
 // runs on.
 type logTail struct {
 	path string
-	off  int64
+	t    tail
 	done map[string][2]time.Time
 }
 
-func (t *logTail) read() {
-	f, err := os.Open(t.path)
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	if _, err := f.Seek(t.off, io.SeekStart); err != nil {
-		return
-	}
-	r := bufio.NewReaderSize(f, 1<<20)
-	for {
-		line, err := r.ReadBytes('\n')
-		if err != nil {
-			return // a partial last line is read again next time
-		}
-		t.off += int64(len(line))
-		if !bytes.Contains(line, []byte(`"file uploaded"`)) {
+func (l *logTail) read() {
+	for _, line := range l.t.lines(l.path) {
+		if !strings.Contains(line, `"file uploaded"`) {
 			continue
 		}
-		var l struct {
+		var v struct {
 			Time      time.Time `json:"time"`
 			File      string    `json:"file"`
 			LatencyMs int64     `json:"latency_ms"`
 		}
-		if json.Unmarshal(line, &l) == nil {
-			t.done[l.File] = [2]time.Time{l.Time, l.Time.Add(-time.Duration(l.LatencyMs) * time.Millisecond)}
+		if json.Unmarshal([]byte(line), &v) == nil {
+			l.done[v.File] = [2]time.Time{v.Time, v.Time.Add(-time.Duration(v.LatencyMs) * time.Millisecond)}
 		}
 	}
+}
+
+// tail follows one growing file: lines gives the lines ended since the
+// last call, and keeps a line not yet ended for the next.
+type tail struct {
+	off  int64
+	part string
+}
+
+func (t *tail) lines(path string) []string {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	if _, err := f.Seek(t.off, io.SeekStart); err != nil {
+		return nil
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil
+	}
+	t.off += int64(len(b))
+	lines := strings.Split(t.part+string(b), "\n")
+	t.part = lines[len(lines)-1]
+	return lines[:len(lines)-1]
 }
 
 // freshAzurite starts an in-memory Azurite, warms it up and puts the link
