@@ -42,6 +42,7 @@ type Watcher struct {
 	Stats      *pipeline.Stats
 	Log        *slog.Logger
 
+	now         func() time.Time // nil: time.Now; tests move it
 	prev        map[string]seen
 	skipped     map[string]pipeline.Skipped
 	epoch       time.Time
@@ -53,6 +54,9 @@ type Watcher struct {
 type seen struct {
 	sig   pipeline.Sig
 	since time.Duration
+	// moving: the file changed between two polls, so it is being written
+	// and is stat'ed on every poll until it stops.
+	moving bool
 }
 
 // Run polls until ctx ends. A failed scan (NFS away) backs off
@@ -108,13 +112,17 @@ type scan struct {
 // whether it changed, never how old it is: the producer's or NFS server's
 // clock may be minutes or years off.
 func (w *Watcher) ScanOnce(ctx context.Context) error {
-	start := time.Now()
+	clock := w.now
+	if clock == nil {
+		clock = time.Now
+	}
+	start := clock()
 	if w.prev == nil {
 		w.prev = map[string]seen{}
 		w.epoch = start
 		w.prefixRunes = utf8.RuneCountInString(w.prefix())
 	}
-	sc := &scan{start: start, now: time.Since(w.epoch), cur: make(map[string]seen, len(w.prev)), skipped: map[string]pipeline.Skipped{}}
+	sc := &scan{start: start, now: start.Sub(w.epoch), cur: make(map[string]seen, len(w.prev)), skipped: map[string]pipeline.Skipped{}}
 	if err := w.scanDir(ctx, sc, w.Dir, "", 0); err != nil {
 		return err
 	}
@@ -205,6 +213,16 @@ func (w *Watcher) consider(ctx context.Context, sc *scan, dirfd int, dir, name, 
 		// seen stable again after that one is done.
 		return
 	}
+	prev, ok := w.prev[relName]
+	if ok && !prev.moving && sc.now-prev.since < w.MinAge {
+		// Not still long enough yet, whatever a stat would say: any change
+		// moves ctime, so the stat once MinAge is up still sees it. This
+		// saves an NFS round trip per file and poll; a file seen changing
+		// is stat'ed every poll instead, so it is taken MinAge after its
+		// last write as before.
+		sc.cur[relName] = prev
+		return
+	}
 	var st unix.Stat_t
 	if err := lstatAt(dirfd, name, &st); err != nil {
 		if !gone(err) {
@@ -218,16 +236,15 @@ func (w *Watcher) consider(ctx context.Context, sc *scan, dirfd int, dir, name, 
 		return // replaced by something else between readdir and lstat
 	}
 	s := pipeline.SigOfStat(&st)
-	prev, ok := w.prev[relName]
 	if !ok || prev.sig != s {
-		sc.cur[relName] = seen{sig: s, since: sc.now}
+		sc.cur[relName] = seen{sig: s, since: sc.now, moving: ok}
 		return
 	}
-	if sc.now-prev.since >= w.MinAge {
-		w.Sink.Offer(ctx, &pipeline.Item{Session: w.Session, Date: w.Date, Name: relName, Found: sc.start, Size: s.Size})
+	if sc.now-prev.since < w.MinAge {
+		sc.cur[relName] = prev // seen moving: stat'ed again next poll
 		return
 	}
-	sc.cur[relName] = prev
+	w.Sink.Offer(ctx, &pipeline.Item{Session: w.Session, Date: w.Date, Name: relName, Found: sc.start, Size: s.Size})
 }
 
 func gone(err error) bool { return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESTALE) }
