@@ -65,10 +65,11 @@ func BenchmarkStageCopy(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		in, before, err := openSource(src)
+		fd, before, err := openSource(src)
 		if err != nil {
 			b.Fatal(err)
 		}
+		in := os.NewFile(uintptr(fd), src)
 		s, err := copyHashed(in, before, src, dst, 4<<20)
 		in.Close()
 		if err != nil {

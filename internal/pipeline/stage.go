@@ -13,6 +13,7 @@ import (
 
 	"github.com/edge/nfs-watcher-uploader/internal/failure"
 	"github.com/minio/crc64nvme"
+	"golang.org/x/sys/unix"
 )
 
 var (
@@ -134,15 +135,17 @@ func (p *Pipeline) blockSize(size int64) int64 {
 
 // copyOnce makes one private copy of the claimed file.
 func (p *Pipeline) copyOnce(ctx context.Context, path string) (*source, error) {
-	in, before, err := openSource(path)
+	fd, before, err := openSource(path)
 	if err != nil {
 		return nil, err
 	}
-	defer in.Close()
 	block := p.blockSize(before.Size)
 	if before.Size <= copyBuf {
-		return copyToMemory(in, before, path, block)
+		defer closeFD(fd)
+		return copyToMemory(fd, path, before, block)
 	}
+	in := os.NewFile(uintptr(fd), path)
+	defer in.Close()
 	if !p.budget.fits(before.Size) {
 		return nil, &noRoom{fmt.Sprintf("file of %d bytes is larger than the staging budget (APP_LOCAL_STAGING_MAX_BYTES=%d)", before.Size, p.budget.max)}
 	}
@@ -191,29 +194,45 @@ func unchangedSince(path string, before Sig, n int64) error {
 	return nil
 }
 
-func openSource(path string) (*os.File, Sig, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, Sig{}, fmt.Errorf("%w: %v", errVanished, err)
-	}
-	if errors.Is(err, os.ErrPermission) {
-		// An operator has to fix ownership or the export's options.
-		return nil, Sig{}, failure.Permanentf("cannot read %s: %v", path, err)
-	}
+// openSource opens the claimed file by its descriptor and reads its
+// signature. A small file is read once and closed: package os would first
+// try to register it with the network poller, five system calls per file
+// that a regular file does not use.
+func openSource(path string) (int, Sig, error) {
+	var fd int
+	err := ignoringEINTR(func() (err error) {
+		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		return err
+	})
 	if err != nil {
-		return nil, Sig{}, err
+		err = &os.PathError{Op: "open", Path: path, Err: err}
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			return -1, Sig{}, fmt.Errorf("%w: %v", errVanished, err)
+		case errors.Is(err, os.ErrPermission):
+			// An operator has to fix ownership or the export's options.
+			return -1, Sig{}, failure.Permanentf("cannot read %s: %v", path, err)
+		}
+		return -1, Sig{}, err
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, Sig{}, err
+	var st unix.Stat_t
+	if err := fstat(fd, &st); err != nil {
+		closeFD(fd)
+		return -1, Sig{}, &os.PathError{Op: "stat", Path: path, Err: err}
 	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, Sig{}, failure.Permanentf("%s is not a regular file", path)
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		closeFD(fd)
+		return -1, Sig{}, failure.Permanentf("%s is not a regular file", path)
 	}
-	return f, SigOf(fi), nil
+	return fd, SigOfStat(&st), nil
 }
+
+func fstat(fd int, st *unix.Stat_t) error {
+	return ignoringEINTR(func() error { return unix.Fstat(fd, st) })
+}
+
+// closeFD closes a descriptor only read from: its close has nothing to report.
+func closeFD(fd int) { _ = unix.Close(fd) }
 
 const (
 	copyBuf  = 1 << 20
@@ -323,18 +342,25 @@ func copyHashed(in *os.File, before Sig, srcPath, dstPath string, block int64) (
 // copyToMemory stages a file of at most one buffer in memory: the same
 // private, stable copy as a staging file, without creating, writing and
 // deleting a file per upload (most of the cost of a small file).
-func copyToMemory(in *os.File, before Sig, srcPath string, block int64) (*source, error) {
+func copyToMemory(fd int, path string, before Sig, block int64) (*source, error) {
 	buf, pool := bufferFor(before.Size)
 	// Exactly the size seen: one read for a small file, and bytes
-	// appended since show in unchangedSince's size.
-	n, err := io.ReadFull(in, (*buf)[:before.Size])
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+	// appended since show in the size after.
+	n, err := readFull(fd, (*buf)[:before.Size])
+	if err != nil {
 		pool.Put(buf)
-		return nil, fmt.Errorf("copy to staging: %w", err)
+		return nil, fmt.Errorf("copy to staging: %w", &os.PathError{Op: "read", Path: path, Err: err})
 	}
-	if err := unchangedSince(srcPath, before, int64(n)); err != nil {
+	// The descriptor's inode is the file that was read: a write to it since
+	// shows here. A file put in its place later is completion's to find.
+	var st unix.Stat_t
+	if err := fstat(fd, &st); err != nil {
 		pool.Put(buf)
-		return nil, err
+		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if after := SigOfStat(&st); after != before || int64(n) != before.Size {
+		pool.Put(buf)
+		return nil, fmt.Errorf("%w (size %d→%d, copied %d)", errTorn, before.Size, after.Size, n)
 	}
 	h := newSums(block)
 	h.Write((*buf)[:n])
@@ -355,14 +381,15 @@ func copyToMemory(in *os.File, before Sig, srcPath string, block int64) (*source
 // costs less than reading it once into a buffer of its size and sending
 // from there.
 func (p *Pipeline) readInPlace(path string) (*source, error) {
-	f, before, err := openSource(path)
+	fd, before, err := openSource(path)
 	if err != nil {
 		return nil, err
 	}
 	if before.Size <= smallBuf {
-		defer f.Close()
-		return copyToMemory(f, before, path, p.blockSize(before.Size))
+		defer closeFD(fd)
+		return copyToMemory(fd, path, before, p.blockSize(before.Size))
 	}
+	f := os.NewFile(uintptr(fd), path)
 	h := newSums(p.blockSize(before.Size))
 	n, err := copyAll(&smallBuffers, h, f)
 	if err != nil {
@@ -380,6 +407,26 @@ func (p *Pipeline) readInPlace(path string) (*source, error) {
 	}
 	sum, crcs := h.finish()
 	return &source{r: f, size: n, crc64: sum, blockCRC: crcs, sig: before, inPlace: f, done: func() { f.Close() }}, nil
+}
+
+// readFull reads into b until it is full or the file ends.
+func readFull(fd int, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		var k int
+		err := ignoringEINTR(func() (err error) {
+			k, err = unix.Read(fd, b[n:])
+			return err
+		})
+		if err != nil {
+			return n, err
+		}
+		if k == 0 {
+			break
+		}
+		n += k
+	}
+	return n, nil
 }
 
 // onlyReader hides WriterTo/ReaderFrom so io.CopyBuffer uses our buffer size.
