@@ -113,7 +113,9 @@ func withBandwidth(next http.RoundTripper, bw *Bandwidth) http.RoundTripper {
 }
 
 func (t *bandwidthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Body == nil || req.Body == http.NoBody {
+	if req.Body == nil || req.Body == http.NoBody || smallBody(req) && t.bw.Limit() == 0 {
+		// A small body starts whole or not at all: a limit set while it is
+		// sent would pace none of it.
 		return t.next.RoundTrip(req)
 	}
 	ctx := req.Context()

@@ -49,16 +49,18 @@ func (t *stallTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx = httptrace.WithClientTrace(ctx, &w.trace)
 	ctx = withProgress(ctx, progress) // bandwidth waits count as progress
 	r := req.WithContext(ctx)
-	if req.Body != nil && req.Body != http.NoBody {
+	// A small body goes whole right after the headers, which count as
+	// progress; the connection's byte counter follows it from there.
+	if req.Body != nil && req.Body != http.NoBody && !smallBody(req) {
 		r.Body = &progressBody{ReadCloser: req.Body, w: w}
-	}
-	if req.GetBody != nil {
-		r.GetBody = func() (io.ReadCloser, error) {
-			b, err := req.GetBody()
-			if err != nil || b == nil || b == http.NoBody {
-				return b, err
+		if req.GetBody != nil {
+			r.GetBody = func() (io.ReadCloser, error) {
+				b, err := req.GetBody()
+				if err != nil || b == nil || b == http.NoBody {
+					return b, err
+				}
+				return &progressBody{ReadCloser: b, w: w}, nil
 			}
-			return &progressBody{ReadCloser: b, w: w}, nil
 		}
 	}
 	resp, err := t.next.RoundTrip(r)
@@ -70,6 +72,15 @@ func (t *stallTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp.Body = &progressBody{ReadCloser: resp.Body, w: w, response: true, ctx: ctx, cancel: cancel}
 	return resp, nil
+}
+
+// smallBodyMax is the largest request body that needs no wrapping to be
+// watched or paced: it is read in one go, and is no more than the
+// bandwidth limit's largest burst.
+const smallBodyMax = maxBurst
+
+func smallBody(req *http.Request) bool {
+	return req.ContentLength > 0 && req.ContentLength <= smallBodyMax
 }
 
 // stallCause names the stall when the watchdog ended the request, instead
