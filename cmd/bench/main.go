@@ -177,6 +177,10 @@ func run() error {
 			}
 			raw = append(raw, r)
 			fmt.Fprintf(os.Stderr, "%.1f MB/s\n", float64(r.Bytes)/r.Seconds/1e6)
+			// One run's ratio, to show how much runs vary.
+			s := svc[len(svc)-1]
+			fmt.Fprintf(os.Stderr, "%s run %d/%d: the service's CPU per GB is %.2f× the raw SDK's\n", w.name, i+1, *flagRuns,
+				s.CPU/float64(s.Bytes)/(r.CPU/float64(r.Bytes)))
 			if azc != nil {
 				r, err := runAzCopy(azc, ls, work, src, w, i)
 				if err != nil {
