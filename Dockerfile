@@ -1,12 +1,15 @@
 # syntax=docker/dockerfile:1
 # Multi-arch from any host:
-#   docker buildx build --platform linux/arm64,linux/amd64 -t REGISTRY/nfs-watcher-uploader:TAG --push .
+#   docker buildx build --platform linux/arm64,linux/amd64 --build-arg COMMIT=$(git rev-parse HEAD) \
+#     -t REGISTRY/nfs-watcher-uploader:TAG --push .
 # The builder runs on the build host's platform and cross-compiles (pure Go,
 # no cgo), so an arm64 image builds in seconds on an amd64 machine and vice
 # versa. `make cross` runs the same go build without Docker.
 FROM --platform=$BUILDPLATFORM golang:1.26-bookworm AS build
 ARG TARGETOS=linux
 ARG TARGETARCH
+# What `nfs-watcher-uploader version` reports: the context holds no .git to stamp.
+ARG COMMIT=unknown
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
@@ -14,7 +17,7 @@ COPY cmd ./cmd
 COPY internal ./internal
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
-    go build -trimpath -ldflags '-s -w' -o /out/nfs-watcher-uploader ./cmd/nfs-watcher-uploader
+    go build -trimpath -ldflags "-s -w -X github.com/edge/nfs-watcher-uploader/internal/cli.Commit=$COMMIT" -o /out/nfs-watcher-uploader ./cmd/nfs-watcher-uploader
 
 # Static binary only: distroless static has CA certificates (HTTPS to Azure),
 # tzdata and a non-root user (65532), and no shell or package manager.

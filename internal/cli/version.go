@@ -6,12 +6,19 @@ import (
 	"runtime/debug"
 )
 
+// Commit is set at link time (-X) where the build has no Git metadata to
+// stamp, as in the image: its build context holds no .git.
+var Commit string
+
 func (c *cmd) version(args []string) int {
 	pos, ok := c.flags("version", args, false, nil)
 	if !ok || !c.noArgs("version", pos) {
 		return ExitUsage
 	}
 	mod, rev, at, dirty := "(unknown)", "(unknown)", "", ""
+	if Commit != "" {
+		rev = Commit
+	}
 	goVersion := runtime.Version()
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		mod = bi.Main.Path + " " + bi.Main.Version
