@@ -113,6 +113,7 @@ func Open(ctx context.Context, cr Credentials, o Options) (*Store, error) {
 		// and NO_PROXY apply to Azure and the token authority alike.
 		tr = http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 64
+		tr.WriteBufferSize = writeBuffer
 	}
 	if o.RootCAs != nil {
 		if tr.TLSClientConfig == nil {
@@ -123,7 +124,7 @@ func Open(ctx context.Context, cr Credentials, o Options) (*Store, error) {
 	copts := &azblob.ClientOptions{}
 	// The SDK's TryTimeout bounds a whole try, body included, which no large
 	// file can meet on a slow link: only the stall rule ends a try.
-	copts.Transport = &http.Client{Transport: failFastTLS{withStallLimit(withBandwidth(tr, o.Bandwidth), o.TryTimeout)}}
+	copts.Transport = &http.Client{Transport: failFastTLS{withStallLimit(wholeSmallBodies{withBandwidth(tr, o.Bandwidth)}, o.TryTimeout)}}
 	copts.Retry = policy.RetryOptions{TryTimeout: 0}
 	copts.Telemetry.Disabled = true
 
