@@ -12,6 +12,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,6 +35,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	sdkblob "github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
+	azcontainer "github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/minio/crc64nvme"
 
 	"github.com/edge/nfs-watcher-uploader/internal/azurite"
 	"github.com/edge/nfs-watcher-uploader/internal/blob"
@@ -66,11 +69,12 @@ var (
 
 	// The raw side runs in a child process of this binary, so its CPU and
 	// memory are its own.
-	flagRaw     = flag.Bool("raw", false, "internal: upload -raw-dir with the SDK and print JSON")
-	flagRawDir  = flag.String("raw-dir", "", "internal")
-	flagRawConn = flag.String("raw-conn", "", "internal")
-	flagRawCRC  = flag.Bool("raw-crc64", false, "the raw side sends each Put Blob with the SDK's own CRC64 (the integrity the service has)")
-	flagRawCont = flag.String("raw-container", "", "internal")
+	flagRaw      = flag.Bool("raw", false, "internal: upload -raw-dir with the SDK and print JSON")
+	flagRawDir   = flag.String("raw-dir", "", "internal")
+	flagRawConn  = flag.String("raw-conn", "", "internal")
+	flagRawCRC   = flag.Bool("raw-crc64", false, "the raw side sends each Put Blob with the SDK's own CRC64 (the integrity the service has)")
+	flagRawCont  = flag.String("raw-container", "", "internal")
+	flagRawProps = flag.Bool("raw-props", false, "the raw side sends files up to 64 KiB as the service does (CRC64 on the request and in metadata, mtime and session metadata, Content-Type, date/session prefix), to tell the service's own cost from its requests'")
 )
 
 // result is one measured run of one side.
@@ -482,7 +486,7 @@ func onFreshAzurite(ls linkSpec, side func(*azurite.Server) (result, error)) (re
 
 func runRaw(az *azurite.Server, self, src string, w workload, i int) (result, error) {
 	cont := container("raw", w, i)
-	cmd := uploaderCmd(self, "-raw", "-raw-crc64="+strconv.FormatBool(*flagRawCRC), "-raw-dir", src, "-raw-conn", connString(az), "-raw-container", cont,
+	cmd := uploaderCmd(self, "-raw", "-raw-crc64="+strconv.FormatBool(*flagRawCRC), "-raw-props="+strconv.FormatBool(*flagRawProps), "-raw-dir", src, "-raw-conn", connString(az), "-raw-container", cont,
 		"-workers", strconv.Itoa(*flagWorkers))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
@@ -528,7 +532,9 @@ func rawMain() error {
 					fi, _ := f.Stat()
 					bs := max(4<<20, fi.Size()/blockblob.MaxBlocks+1)
 					o := &blockblob.UploadFileOptions{BlockSize: bs, Concurrency: uint16(blob.DefaultConcurrency())}
-					if *flagRawCRC && fi.Size() <= blockblob.MaxUploadBlobBytes {
+					if *flagRawProps && fi.Size() <= 64<<10 {
+						err = putWithProps(ctx, c.ServiceClient().NewContainerClient(*flagRawCont), f, fi)
+					} else if *flagRawCRC && fi.Size() <= blockblob.MaxUploadBlobBytes {
 						// One Put Blob: the SDK computes the CRC64, Azurite checks it.
 						_, err = c.ServiceClient().NewContainerClient(*flagRawCont).NewBlockBlobClient(e.Name()).Upload(ctx, f,
 							&blockblob.UploadOptions{TransactionalValidation: sdkblob.TransferValidationTypeComputeCRC64()})
@@ -566,7 +572,30 @@ func rawMain() error {
 	return json.NewEncoder(os.Stdout).Encode(r)
 }
 
+// putWithProps sends a small file as the service does, without its
+// lifecycle: read into memory, its CRC64 on the Put Blob and in metadata,
+// mtime and session metadata, Content-Type, the date/session prefix.
+func putWithProps(ctx context.Context, cc *azcontainer.Client, f *os.File, fi os.FileInfo) error {
+	data := make([]byte, fi.Size())
+	if _, err := io.ReadFull(f, data); err != nil {
+		return err
+	}
+	crc := crc64nvme.Checksum(data)
+	mtime, session, hexCRC := fi.ModTime().UTC().Format(blob.MtimeFormat), "bench", fmt.Sprintf("%016x", crc)
+	ct := "application/octet-stream"
+	_, err := cc.NewBlockBlobClient(time.Now().UTC().Format("20060102")+"/bench/"+fi.Name()).Upload(ctx, nopRSC{bytes.NewReader(data)},
+		&blockblob.UploadOptions{
+			HTTPHeaders:             &sdkblob.HTTPHeaders{BlobContentType: &ct},
+			Metadata:                map[string]*string{"mtime": &mtime, "session": &session, blob.MetaCRC64: &hexCRC},
+			TransactionalValidation: sdkblob.TransferValidationTypeCRC64(crc),
+		})
+	return err
+}
+
 func rawDesc() string {
+	if *flagRawProps {
+		return " (files up to 64 KiB sent as the service sends them: CRC64, metadata, Content-Type, prefix)"
+	}
 	if *flagRawCRC {
 		return " (Put Blob with the SDK's CRC64 up to 256 MiB)"
 	}
