@@ -188,16 +188,22 @@ func unchangedSince(path string, before Sig, n int64) error {
 	if err != nil {
 		return err
 	}
-	if after := SigOf(fi); after != before || n != before.Size {
-		return fmt.Errorf("%w (size %d→%d, copied %d)", errTorn, before.Size, after.Size, n)
-	}
-	return nil
+	return torn(before, SigOf(fi), n, "copied")
 }
 
-// openSource opens the claimed file by its descriptor and reads its
-// signature. A small file is read once and closed: package os would first
-// try to register it with the network poller, five system calls per file
-// that a regular file does not use.
+// torn fails with errTorn unless a file of which n bytes were copied or
+// read still has the signature it was opened with.
+func torn(before, after Sig, n int64, verb string) error {
+	if after == before && n == before.Size {
+		return nil
+	}
+	return fmt.Errorf("%w (size %d→%d, %s %d)", errTorn, before.Size, after.Size, verb, n)
+}
+
+// openSource opens the claimed file as a bare descriptor and reads its
+// signature. package os would first try to register it with the network
+// poller, five system calls per file that a regular file does not use; a
+// caller that streams a large file wraps the descriptor with os.NewFile.
 func openSource(path string) (int, Sig, error) {
 	var fd int
 	err := ignoringEINTR(func() (err error) {
@@ -358,9 +364,9 @@ func copyToMemory(fd int, path string, before Sig, block int64) (*source, error)
 		pool.Put(buf)
 		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
 	}
-	if after := SigOfStat(&st); after != before || int64(n) != before.Size {
+	if err := torn(before, SigOfStat(&st), int64(n), "copied"); err != nil {
 		pool.Put(buf)
-		return nil, fmt.Errorf("%w (size %d→%d, copied %d)", errTorn, before.Size, after.Size, n)
+		return nil, err
 	}
 	h := newSums(block)
 	h.Write((*buf)[:n])
@@ -401,9 +407,9 @@ func (p *Pipeline) readInPlace(path string) (*source, error) {
 		f.Close()
 		return nil, err
 	}
-	if SigOf(fi) != before || n != before.Size {
+	if err := torn(before, SigOf(fi), n, "read"); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("%w (size %d→%d, read %d)", errTorn, before.Size, fi.Size(), n)
+		return nil, err
 	}
 	sum, crcs := h.finish()
 	return &source{r: f, size: n, crc64: sum, blockCRC: crcs, sig: before, inPlace: f, done: func() { f.Close() }}, nil
