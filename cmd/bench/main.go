@@ -516,6 +516,8 @@ func rawMain() error {
 	if err != nil {
 		return err
 	}
+	// -raw-props: one date/session prefix for the run, as the service's session has.
+	prefix := time.Now().UTC().Format("20060102") + "/bench/"
 	var ru0 syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	start := time.Now()
@@ -533,7 +535,7 @@ func rawMain() error {
 					bs := max(4<<20, fi.Size()/blockblob.MaxBlocks+1)
 					o := &blockblob.UploadFileOptions{BlockSize: bs, Concurrency: uint16(blob.DefaultConcurrency())}
 					if *flagRawProps && fi.Size() <= 64<<10 {
-						err = putWithProps(ctx, c.ServiceClient().NewContainerClient(*flagRawCont), f, fi)
+						err = putWithProps(ctx, c.ServiceClient().NewContainerClient(*flagRawCont), prefix, f, fi)
 					} else if *flagRawCRC && fi.Size() <= blockblob.MaxUploadBlobBytes {
 						// One Put Blob: the SDK computes the CRC64, Azurite checks it.
 						_, err = c.ServiceClient().NewContainerClient(*flagRawCont).NewBlockBlobClient(e.Name()).Upload(ctx, f,
@@ -575,7 +577,7 @@ func rawMain() error {
 // putWithProps sends a small file as the service does, without its
 // lifecycle: read into memory, its CRC64 on the Put Blob and in metadata,
 // mtime and session metadata, Content-Type, the date/session prefix.
-func putWithProps(ctx context.Context, cc *azcontainer.Client, f *os.File, fi os.FileInfo) error {
+func putWithProps(ctx context.Context, cc *azcontainer.Client, prefix string, f *os.File, fi os.FileInfo) error {
 	data := make([]byte, fi.Size())
 	if _, err := io.ReadFull(f, data); err != nil {
 		return err
@@ -583,7 +585,7 @@ func putWithProps(ctx context.Context, cc *azcontainer.Client, f *os.File, fi os
 	crc := crc64nvme.Checksum(data)
 	mtime, session, hexCRC := fi.ModTime().UTC().Format(blob.MtimeFormat), "bench", fmt.Sprintf("%016x", crc)
 	ct := "application/octet-stream"
-	_, err := cc.NewBlockBlobClient(time.Now().UTC().Format("20060102")+"/bench/"+fi.Name()).Upload(ctx, nopRSC{bytes.NewReader(data)},
+	_, err := cc.NewBlockBlobClient(prefix+fi.Name()).Upload(ctx, nopRSC{bytes.NewReader(data)},
 		&blockblob.UploadOptions{
 			HTTPHeaders:             &sdkblob.HTTPHeaders{BlobContentType: &ct},
 			Metadata:                map[string]*string{"mtime": &mtime, "session": &session, blob.MetaCRC64: &hexCRC},
