@@ -134,6 +134,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	reporting, restore, err := pageReporting()
+	if err != nil {
+		return err
+	}
+	defer restore()
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -214,6 +219,7 @@ func run() error {
 		fmt.Printf("%s\n\n", ls)
 	}
 	fmt.Printf("CPUs: %s\n\n", pinning)
+	fmt.Printf("Memory: %s\n\n", reporting)
 	if *flagStockCRC {
 		fmt.Printf("Azurite checks CRC64s with its own byte-at-a-time loop (-azurite-stock-crc64)\n\n")
 	} else {
