@@ -73,6 +73,11 @@ func touchMemory(self string, n int64) error {
 	if !*flagNoReporting || n <= 0 {
 		return nil
 	}
+	// Never so much that the kernel drops the workload's files from the
+	// page cache or Azurite runs short.
+	if avail := memAvailable(); avail > 0 {
+		n = min(n, avail/2)
+	}
 	out, err := exec.Command(self, "-touch-memory", strconv.FormatInt(n, 10)).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("touch memory: %w: %s", err, out)
@@ -86,4 +91,20 @@ func touchMain(n int64) error {
 		return err
 	}
 	return unix.Munmap(m)
+}
+
+// memAvailable is the kernel's estimate of memory free for new work, in
+// bytes (0 when unknown).
+func memAvailable() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
