@@ -3,9 +3,11 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -107,4 +109,28 @@ func memAvailable() int64 {
 		}
 	}
 	return 0
+}
+
+// warmFiles reads every file of dir, so that the side about to be measured
+// finds them in the page cache as the side before it did. Some VMs page out
+// file pages left unread for a while (this machine's DAMON evicts those
+// idle for 60 s); the side measured first after such a gap otherwise reads
+// from disk and pays for the I/O, which the other side does not.
+func warmFiles(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		f, err := os.Open(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

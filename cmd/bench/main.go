@@ -180,6 +180,9 @@ func run() error {
 			// limit, and it slows as it holds more blobs, which would charge
 			// the side measured second.
 			r, err := onFreshAzurite(ls, func(az *azurite.Server) (result, error) {
+				if err := warmFiles(src); err != nil {
+					return result{}, err
+				}
 				fmt.Fprintf(os.Stderr, "%s run %d/%d: service... ", w.name, i+1, *flagRuns)
 				return runService(az, bin, work, src, w, i)
 			})
@@ -189,6 +192,9 @@ func run() error {
 			svc = append(svc, r)
 			fmt.Fprintf(os.Stderr, "%.1f MB/s\n", float64(r.Bytes)/r.Seconds/1e6)
 			r, err = onFreshAzurite(ls, func(az *azurite.Server) (result, error) {
+				if err := warmFiles(src); err != nil {
+					return result{}, err
+				}
 				fmt.Fprintf(os.Stderr, "%s run %d/%d: raw SDK... ", w.name, i+1, *flagRuns)
 				return runRaw(az, self, src, w, i)
 			})
@@ -481,6 +487,9 @@ func freshAzurite(ls linkSpec) (*azurite.Server, error) {
 func runAzCopy(azc *azCopy, ls linkSpec, work, src string, w workload, i int) (result, error) {
 	return onFreshAzurite(ls, func(az *azurite.Server) (result, error) {
 		// After Azurite's start-up lines, which go to stderr too.
+		if err := warmFiles(src); err != nil {
+			return result{}, err
+		}
 		fmt.Fprintf(os.Stderr, "%s run %d/%d: AzCopy... ", w.name, i+1, *flagRuns)
 		return azc.run(az, work, src, w, i)
 	})
