@@ -179,10 +179,7 @@ func run() error {
 			// deleted blobs lazily, a 4 GiB workload would reach its memory
 			// limit, and it slows as it holds more blobs, which would charge
 			// the side measured second.
-			r, err := onFreshAzurite(ls, func(az *azurite.Server) (result, error) {
-				if err := warmFiles(src); err != nil {
-					return result{}, err
-				}
+			r, err := onFreshAzurite(ls, src, func(az *azurite.Server) (result, error) {
 				fmt.Fprintf(os.Stderr, "%s run %d/%d: service... ", w.name, i+1, *flagRuns)
 				return runService(az, bin, work, src, w, i)
 			})
@@ -191,10 +188,7 @@ func run() error {
 			}
 			svc = append(svc, r)
 			fmt.Fprintf(os.Stderr, "%.1f MB/s\n", float64(r.Bytes)/r.Seconds/1e6)
-			r, err = onFreshAzurite(ls, func(az *azurite.Server) (result, error) {
-				if err := warmFiles(src); err != nil {
-					return result{}, err
-				}
+			r, err = onFreshAzurite(ls, src, func(az *azurite.Server) (result, error) {
 				fmt.Fprintf(os.Stderr, "%s run %d/%d: raw SDK... ", w.name, i+1, *flagRuns)
 				return runRaw(az, self, src, w, i)
 			})
@@ -485,25 +479,26 @@ func freshAzurite(ls linkSpec) (*azurite.Server, error) {
 
 // runAzCopy runs AzCopy on a fresh Azurite of its own, behind the same link.
 func runAzCopy(azc *azCopy, ls linkSpec, work, src string, w workload, i int) (result, error) {
-	return onFreshAzurite(ls, func(az *azurite.Server) (result, error) {
+	return onFreshAzurite(ls, src, func(az *azurite.Server) (result, error) {
 		// After Azurite's start-up lines, which go to stderr too.
-		if err := warmFiles(src); err != nil {
-			return result{}, err
-		}
 		fmt.Fprintf(os.Stderr, "%s run %d/%d: AzCopy... ", w.name, i+1, *flagRuns)
 		return azc.run(az, work, src, w, i)
 	})
 }
 
 // onFreshAzurite runs one side on a fresh Azurite of its own (behind the
-// link when there is one) and adds the Azurite CPU the side cost.
-func onFreshAzurite(ls linkSpec, side func(*azurite.Server) (result, error)) (result, error) {
+// link when there is one), with the workload's files in src cached, and
+// adds the Azurite CPU the side cost.
+func onFreshAzurite(ls linkSpec, src string, side func(*azurite.Server) (result, error)) (result, error) {
 	az, err := freshAzurite(ls)
 	if err != nil {
 		return result{}, err
 	}
 	defer az.Stop()
 	defer stopLink()
+	if err := warmFiles(src); err != nil {
+		return result{}, err
+	}
 	a0 := azuriteCPU(az)
 	r, err := side(az)
 	r.AzuriteCPU = azuriteCPU(az) - a0
