@@ -65,6 +65,7 @@ var (
 	flagAge       = flag.Float64("age", 1, "APP_MIN_FILE_AGE_S of the service")
 	flagBin       = flag.String("bin", "", "service binary (built from ./cmd/nfs-watcher-uploader when empty)")
 	flagDir       = flag.String("dir", "", "work folder; generated files are kept there between runs (temp when empty)")
+	flagTogether  = flag.Bool("together", false, "measure the service and the raw SDK at the same time (loopback only; AzCopy still runs on its own)")
 	flagEnv       = flag.String("env", "", "extra APP_* settings for the service, comma separated (e.g. APP_AZURE_MAX_CONCURRENCY=16)")
 
 	// The raw side runs in a child process of this binary, so its CPU and
@@ -98,6 +99,13 @@ func main() {
 	flag.Parse()
 	if *flagTouch > 0 {
 		if err := touchMain(*flagTouch); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *flagHostSpeed > 0 {
+		if err := hostSpeed(*flagHostSpeed); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -151,6 +159,9 @@ func run() error {
 		return err
 	}
 	var ls linkSpec
+	if *flagTogether && *flagLink != "" {
+		return errors.New("-together measures on loopback only: leave out -link")
+	}
 	if *flagLink != "" {
 		if ls, err = parseLink(*flagLink); err != nil {
 			return err
@@ -179,26 +190,18 @@ func run() error {
 			// deleted blobs lazily, a 4 GiB workload would reach its memory
 			// limit, and it slows as it holds more blobs, which would charge
 			// the side measured second.
-			r, err := onFreshAzurite(ls, src, func(az *azurite.Server) (result, error) {
-				fmt.Fprintf(os.Stderr, "%s run %d/%d: service... ", w.name, i+1, *flagRuns)
-				return runService(az, bin, work, src, w, i)
-			})
-			if err != nil {
-				return fmt.Errorf("%s service: %w", w.name, err)
+			var s, r result
+			if *flagTogether {
+				if s, r, err = runTogether(bin, self, work, src, w, i); err != nil {
+					return err
+				}
+			} else {
+				if s, r, err = runInTurn(ls, bin, self, work, src, w, i); err != nil {
+					return err
+				}
 			}
-			svc = append(svc, r)
-			fmt.Fprintf(os.Stderr, "%.1f MB/s\n", float64(r.Bytes)/r.Seconds/1e6)
-			r, err = onFreshAzurite(ls, src, func(az *azurite.Server) (result, error) {
-				fmt.Fprintf(os.Stderr, "%s run %d/%d: raw SDK... ", w.name, i+1, *flagRuns)
-				return runRaw(az, self, src, w, i)
-			})
-			if err != nil {
-				return fmt.Errorf("%s raw: %w", w.name, err)
-			}
-			raw = append(raw, r)
-			fmt.Fprintf(os.Stderr, "%.1f MB/s\n", float64(r.Bytes)/r.Seconds/1e6)
+			svc, raw = append(svc, s), append(raw, r)
 			// One run's ratio, to show how much runs vary.
-			s := svc[len(svc)-1]
 			fmt.Fprintf(os.Stderr, "%s run %d/%d: the service's CPU per GB is %.2f× the raw SDK's\n", w.name, i+1, *flagRuns,
 				s.CPU/float64(s.Bytes)/(r.CPU/float64(r.Bytes)))
 			if azc != nil {
@@ -230,6 +233,9 @@ func run() error {
 		fmt.Printf("%s\n\n", ls)
 	}
 	fmt.Printf("CPUs: %s\n\n", pinning)
+	if *flagTogether {
+		fmt.Printf("Sides: the service and the raw SDK measured at the same time (-together), each with its own Azurite\n\n")
+	}
 	fmt.Printf("Memory: %s\n\n", reporting)
 	if *flagStockCRC {
 		fmt.Printf("Azurite checks CRC64s with its own byte-at-a-time loop (-azurite-stock-crc64)\n\n")
@@ -291,10 +297,33 @@ func container(side string, w workload, i int) string {
 	return strings.ToLower(fmt.Sprintf("bench-%s-%s-%d-%d", side, w.name, i, os.Getpid()))
 }
 
+// runInTurn measures the service and then the raw SDK, each on a fresh
+// Azurite of its own.
+func runInTurn(ls linkSpec, bin, self, work, src string, w workload, i int) (result, result, error) {
+	s, err := onFreshAzurite(ls, src, func(az *azurite.Server) (result, error) {
+		fmt.Fprintf(os.Stderr, "%s run %d/%d: service... ", w.name, i+1, *flagRuns)
+		return runService(az, bin, work, src, w, i, nil)
+	})
+	if err != nil {
+		return s, result{}, fmt.Errorf("%s service: %w", w.name, err)
+	}
+	fmt.Fprintf(os.Stderr, "%.1f MB/s\n", float64(s.Bytes)/s.Seconds/1e6)
+	r, err := onFreshAzurite(ls, src, func(az *azurite.Server) (result, error) {
+		fmt.Fprintf(os.Stderr, "%s run %d/%d: raw SDK... ", w.name, i+1, *flagRuns)
+		return runRaw(az, self, src, w, i)
+	})
+	if err != nil {
+		return s, r, fmt.Errorf("%s raw: %w", w.name, err)
+	}
+	fmt.Fprintf(os.Stderr, "%.1f MB/s\n", float64(r.Bytes)/r.Seconds/1e6)
+	return s, r, nil
+}
+
 // runService starts the service on fresh folders, hard-links the files into
 // a session's incoming folder (producers finishing at once) and waits for
-// every "file uploaded" log line.
-func runService(az *azurite.Server, bin, work, src string, w workload, i int) (result, error) {
+// every "file uploaded" log line. taken, when not nil, is called once the
+// service has taken the first file.
+func runService(az *azurite.Server, bin, work, src string, w workload, i int, taken func()) (result, error) {
 	root, err := os.MkdirTemp(work, "svc-")
 	if err != nil {
 		return result{}, err
@@ -372,6 +401,11 @@ func runService(az *azurite.Server, bin, work, src string, w workload, i int) (r
 			return result{}, err
 		}
 		appeared[e.Name()] = time.Now()
+	}
+	if taken != nil && len(ents) > 0 {
+		stop := make(chan struct{})
+		defer close(stop)
+		go watchTaken(filepath.Join(in, ents[0].Name()), stop, taken)
 	}
 	log := &logTail{path: logPath, done: map[string][2]time.Time{}}
 	done := log.done
@@ -503,6 +537,72 @@ func onFreshAzurite(ls linkSpec, src string, side func(*azurite.Server) (result,
 	r, err := side(az)
 	r.AzuriteCPU = azuriteCPU(az) - a0
 	return r, err
+}
+
+// watchTaken calls taken once path, the first file linked and so the
+// first the service claims, has left the incoming folder.
+func watchTaken(path string, stop <-chan struct{}, taken func()) {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
+			taken()
+			return
+		}
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// runTogether measures the service and the raw SDK at the same time, each
+// with a fresh Azurite of its own: both uploaders share CPU 0, both
+// Azurites the other CPUs. The raw side starts when the service takes its
+// first file, so both upload through the same stretch of time, and a host
+// whose speed drifts (see -host-speed) changes it for both.
+func runTogether(bin, self, work, src string, w workload, i int) (svc, raw result, err error) {
+	var azs [2]*azurite.Server
+	for k := range azs {
+		if azs[k], err = freshAzurite(linkSpec{}); err != nil {
+			return svc, raw, err
+		}
+		defer azs[k].Stop()
+	}
+	if err := warmFiles(src); err != nil {
+		return svc, raw, err
+	}
+	a0 := [2]float64{azuriteCPU(azs[0]), azuriteCPU(azs[1])}
+	fmt.Fprintf(os.Stderr, "%s run %d/%d: service and raw SDK together... ", w.name, i+1, *flagRuns)
+	taken := make(chan struct{})
+	var once sync.Once
+	type outcome struct {
+		r   result
+		err error
+	}
+	svcDone := make(chan outcome, 1)
+	go func() {
+		r, err := runService(azs[0], bin, work, src, w, i, func() { once.Do(func() { close(taken) }) })
+		svcDone <- outcome{r, err}
+	}()
+	select {
+	case <-taken:
+	case o := <-svcDone:
+		return svc, raw, fmt.Errorf("%s service: ended before taking a file: %v", w.name, o.err)
+	}
+	raw, rerr := runRaw(azs[1], self, src, w, i)
+	o := <-svcDone
+	if o.err != nil {
+		return svc, raw, fmt.Errorf("%s service: %w", w.name, o.err)
+	}
+	if rerr != nil {
+		return svc, raw, fmt.Errorf("%s raw: %w", w.name, rerr)
+	}
+	svc = o.r
+	svc.AzuriteCPU, raw.AzuriteCPU = azuriteCPU(azs[0])-a0[0], azuriteCPU(azs[1])-a0[1]
+	fmt.Fprintf(os.Stderr, "service %.1f MB/s, raw SDK %.1f MB/s\n", float64(svc.Bytes)/svc.Seconds/1e6, float64(raw.Bytes)/raw.Seconds/1e6)
+	return svc, raw, nil
 }
 
 func runRaw(az *azurite.Server, self, src string, w workload, i int) (result, error) {
