@@ -66,8 +66,13 @@ func rusage(who int) float64 {
 // for every "file uploaded" line. It reports the process's CPU per file,
 // which is what cmd/bench's CPU s/GB counts for small files; run it with
 // -cpuprofile to see where that goes.
-func BenchmarkSmallFiles(b *testing.B) {
-	const files, size = 2000, 4 << 10
+func BenchmarkSmallFiles(b *testing.B) { benchFiles(b, 2000, 4<<10, "copy") }
+
+// BenchmarkDirect1MiB is the same with 200 files of 1 MiB in direct
+// staging mode.
+func BenchmarkDirect1MiB(b *testing.B) { benchFiles(b, 200, 1<<20, "direct") }
+
+func benchFiles(b *testing.B, files, size int, staging string) {
 	az, err := azurite.Start()
 	if err != nil {
 		b.Fatal(err)
@@ -100,6 +105,7 @@ func BenchmarkSmallFiles(b *testing.B) {
 		"APP_POLL_INTERVAL_S":         "0.5",
 		"APP_MIN_FILE_AGE_S":          "1",
 		"APP_MAX_QUEUE_SIZE":          "10000",
+		"APP_STAGING_MODE":            staging,
 	}
 	getenv := func(k string) string { return env[k] }
 	logs := &uploadCounter{}
