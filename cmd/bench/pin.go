@@ -51,6 +51,9 @@ func pinSelf() (string, error) {
 		}
 	}
 	pinned = true
+	if *flagTogether {
+		return fmt.Sprintf("both uploading sides on CPU 0; both Azurites and the bench on CPUs 1-%d", runtime.NumCPU()-1), nil
+	}
 	return fmt.Sprintf("uploading side alone on CPU 0; Azurite, the link and the bench on CPUs 1-%d", runtime.NumCPU()-1), nil
 }
 

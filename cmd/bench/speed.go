@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"slices"
@@ -40,7 +41,7 @@ func hostSpeed(d time.Duration) error {
 			for range 100 {
 				copy(dst, src)
 				unix.Getppid()
-				if _, err := f.ReadAt(dst[:512], 0); err != nil {
+				if _, err := f.ReadAt(dst[:512], 0); err != nil && err != io.EOF {
 					return err
 				}
 				sink = make([]byte, 256)
