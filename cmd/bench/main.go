@@ -95,6 +95,9 @@ type result struct {
 	AzuriteCPU float64 `json:"-"`
 }
 
+// mbps is the side's throughput in MB/s.
+func (r result) mbps() float64 { return float64(r.Bytes) / r.Seconds / 1e6 }
+
 func main() {
 	flag.Parse()
 	if *flagTouch > 0 {
@@ -210,7 +213,7 @@ func run() error {
 					return fmt.Errorf("%s azcopy: %w", w.name, err)
 				}
 				peer = append(peer, r)
-				fmt.Fprintf(os.Stderr, "%.1f MB/s\n", float64(r.Bytes)/r.Seconds/1e6)
+				fmt.Fprintf(os.Stderr, "%.1f MB/s\n", r.mbps())
 			}
 		}
 		rows = append(rows, tableRows(w, svc, raw, peer)...)
@@ -307,7 +310,7 @@ func runInTurn(ls linkSpec, bin, self, work, src string, w workload, i int) (res
 	if err != nil {
 		return s, result{}, fmt.Errorf("%s service: %w", w.name, err)
 	}
-	fmt.Fprintf(os.Stderr, "%.1f MB/s\n", float64(s.Bytes)/s.Seconds/1e6)
+	fmt.Fprintf(os.Stderr, "%.1f MB/s\n", s.mbps())
 	r, err := onFreshAzurite(ls, src, func(az *azurite.Server) (result, error) {
 		fmt.Fprintf(os.Stderr, "%s run %d/%d: raw SDK... ", w.name, i+1, *flagRuns)
 		return runRaw(az, self, src, w, i)
@@ -315,7 +318,7 @@ func runInTurn(ls linkSpec, bin, self, work, src string, w workload, i int) (res
 	if err != nil {
 		return s, r, fmt.Errorf("%s raw: %w", w.name, err)
 	}
-	fmt.Fprintf(os.Stderr, "%.1f MB/s\n", float64(r.Bytes)/r.Seconds/1e6)
+	fmt.Fprintf(os.Stderr, "%.1f MB/s\n", r.mbps())
 	return s, r, nil
 }
 
@@ -539,8 +542,8 @@ func onFreshAzurite(ls linkSpec, src string, side func(*azurite.Server) (result,
 	return r, err
 }
 
-// watchTaken calls taken once path, the first file linked and so the
-// first the service claims, has left the incoming folder.
+// watchTaken calls taken, once, when path (the first file linked and so
+// the first the service claims) has left the incoming folder.
 func watchTaken(path string, stop <-chan struct{}, taken func()) {
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
@@ -576,14 +579,13 @@ func runTogether(bin, self, work, src string, w workload, i int) (svc, raw resul
 	a0 := [2]float64{azuriteCPU(azs[0]), azuriteCPU(azs[1])}
 	fmt.Fprintf(os.Stderr, "%s run %d/%d: service and raw SDK together... ", w.name, i+1, *flagRuns)
 	taken := make(chan struct{})
-	var once sync.Once
 	type outcome struct {
 		r   result
 		err error
 	}
 	svcDone := make(chan outcome, 1)
 	go func() {
-		r, err := runService(azs[0], bin, work, src, w, i, func() { once.Do(func() { close(taken) }) })
+		r, err := runService(azs[0], bin, work, src, w, i, func() { close(taken) })
 		svcDone <- outcome{r, err}
 	}()
 	select {
@@ -601,7 +603,7 @@ func runTogether(bin, self, work, src string, w workload, i int) (svc, raw resul
 	}
 	svc = o.r
 	svc.AzuriteCPU, raw.AzuriteCPU = azuriteCPU(azs[0])-a0[0], azuriteCPU(azs[1])-a0[1]
-	fmt.Fprintf(os.Stderr, "service %.1f MB/s, raw SDK %.1f MB/s\n", float64(svc.Bytes)/svc.Seconds/1e6, float64(raw.Bytes)/raw.Seconds/1e6)
+	fmt.Fprintf(os.Stderr, "service %.1f MB/s, raw SDK %.1f MB/s\n", svc.mbps(), raw.mbps())
 	return svc, raw, nil
 }
 
@@ -767,7 +769,7 @@ func summarize(rs []result) summary {
 	var fps, mbps, cpu, rss, p50, p99, az []float64
 	for _, r := range rs {
 		fps = append(fps, float64(r.Files)/r.Seconds)
-		mbps = append(mbps, float64(r.Bytes)/r.Seconds/1e6)
+		mbps = append(mbps, r.mbps())
 		cpu = append(cpu, r.CPU/(float64(r.Bytes)/1e9))
 		rss = append(rss, float64(r.PeakRSS)/(1<<20))
 		p50 = append(p50, percentile(r.Latencies, 0.5))

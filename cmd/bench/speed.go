@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -59,7 +60,7 @@ func hostSpeed(d time.Duration) error {
 }
 
 func threadCPU() float64 {
-	var ru unix.Rusage
-	_ = unix.Getrusage(unix.RUSAGE_THREAD, &ru)
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(unix.RUSAGE_THREAD, &ru)
+	return tv(ru.Utime) + tv(ru.Stime)
 }
