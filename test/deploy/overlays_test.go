@@ -1,10 +1,14 @@
 package deploy
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 )
 
@@ -16,11 +20,16 @@ func TestWorkloadIdentityOverlay(t *testing.T) {
 		t.Fatalf("overlay resources: %d Deployment, %d ServiceAccount, %d PVC, %d Service",
 			len(r.deployments), len(r.accounts), len(r.pvcs), len(r.services))
 	}
-	sa, d := r.accounts[0], r.deployments[0]
+	d := r.deployments[0]
+	checkIdentity(t, r.accounts[0], d.Spec.Template, d.Spec.Selector)
+	checkPod(t, "Deployment", d.Spec.Template, r.pvcs[0].Name)
+}
+
+func checkIdentity(t *testing.T, sa corev1.ServiceAccount, tpl corev1.PodTemplateSpec, sel *metav1.LabelSelector) {
+	t.Helper()
 	if sa.Annotations["azure.workload.identity/client-id"] == "" {
 		t.Error("ServiceAccount lacks azure.workload.identity/client-id")
 	}
-	tpl := d.Spec.Template
 	if tpl.Spec.ServiceAccountName != sa.Name {
 		t.Errorf("pod runs as %q, ServiceAccount is %q", tpl.Spec.ServiceAccountName, sa.Name)
 	}
@@ -28,10 +37,43 @@ func TestWorkloadIdentityOverlay(t *testing.T) {
 		t.Errorf("pod labels %v lack azure.workload.identity/use=true", tpl.Labels)
 	}
 	// The added label must not break the selector.
-	if !labels.SelectorFromSet(d.Spec.Selector.MatchLabels).Matches(labels.Set(tpl.Labels)) {
+	if !labels.SelectorFromSet(sel.MatchLabels).Matches(labels.Set(tpl.Labels)) {
 		t.Error("selector no longer matches the pod")
 	}
-	checkPod(t, "Deployment", tpl, r.pvcs[0].Name)
+}
+
+// The components combine: multi-session's StatefulSet with workload
+// identity and the NetworkPolicy, in a kustomization an operator writes.
+func TestComponentsCombineWithMultiSession(t *testing.T) {
+	k8s, err := filepath.Abs("../../k8s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	// Kustomize takes no absolute roots: refer to the tree from dir.
+	if k8s, err = filepath.Rel(dir, k8s); err != nil {
+		t.Fatal(err)
+	}
+	kust := fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - %[1]s/overlays/multi-session
+components:
+  - %[1]s/components/workload-identity
+  - %[1]s/components/network-policy
+`, k8s)
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kust), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := render(t, dir)
+	if len(r.statefulsets) != 1 || len(r.deployments) != 0 || len(r.accounts) != 1 || len(r.policies) != 1 {
+		t.Fatalf("resources: %d StatefulSet, %d Deployment, %d ServiceAccount, %d NetworkPolicy",
+			len(r.statefulsets), len(r.deployments), len(r.accounts), len(r.policies))
+	}
+	s := r.statefulsets[0]
+	checkIdentity(t, r.accounts[0], s.Spec.Template, s.Spec.Selector)
+	checkPolicy(t, r.policies[0], s.Spec.Template)
+	checkPod(t, "StatefulSet", s.Spec.Template, r.pvcs[0].Name)
 }
 
 // NetworkPolicy: selects the pod; ingress only to its API and metrics ports,
@@ -41,7 +83,11 @@ func TestNetworkPolicyOverlay(t *testing.T) {
 	if len(r.policies) != 1 || len(r.deployments) != 1 {
 		t.Fatalf("overlay resources: %d NetworkPolicy, %d Deployment", len(r.policies), len(r.deployments))
 	}
-	np, tpl := r.policies[0], r.deployments[0].Spec.Template
+	checkPolicy(t, r.policies[0], r.deployments[0].Spec.Template)
+}
+
+func checkPolicy(t *testing.T, np networkingv1.NetworkPolicy, tpl corev1.PodTemplateSpec) {
+	t.Helper()
 	sel := labels.SelectorFromSet(np.Spec.PodSelector.MatchLabels)
 	if len(np.Spec.PodSelector.MatchLabels) == 0 || !sel.Matches(labels.Set(tpl.Labels)) {
 		t.Fatalf("podSelector %v does not select the pod %v", np.Spec.PodSelector, tpl.Labels)
