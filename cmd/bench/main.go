@@ -195,13 +195,12 @@ func run() error {
 			// the side measured second.
 			var s, r result
 			if *flagTogether {
-				if s, r, err = runTogether(bin, self, work, src, w, i); err != nil {
-					return err
-				}
+				s, r, err = runTogether(bin, self, work, src, w, i)
 			} else {
-				if s, r, err = runInTurn(ls, bin, self, work, src, w, i); err != nil {
-					return err
-				}
+				s, r, err = runInTurn(ls, bin, self, work, src, w, i)
+			}
+			if err != nil {
+				return err
 			}
 			svc, raw = append(svc, s), append(raw, r)
 			// One run's ratio, to show how much runs vary.

@@ -66,9 +66,9 @@ components:
 		t.Fatal(err)
 	}
 	r := render(t, dir)
-	if len(r.statefulsets) != 1 || len(r.deployments) != 0 || len(r.accounts) != 1 || len(r.policies) != 1 {
-		t.Fatalf("resources: %d StatefulSet, %d Deployment, %d ServiceAccount, %d NetworkPolicy",
-			len(r.statefulsets), len(r.deployments), len(r.accounts), len(r.policies))
+	if len(r.statefulsets) != 1 || len(r.deployments) != 0 || len(r.accounts) != 1 || len(r.policies) != 1 || len(r.pvcs) != 1 {
+		t.Fatalf("resources: %d StatefulSet, %d Deployment, %d ServiceAccount, %d NetworkPolicy, %d PVC",
+			len(r.statefulsets), len(r.deployments), len(r.accounts), len(r.policies), len(r.pvcs))
 	}
 	s := r.statefulsets[0]
 	checkIdentity(t, r.accounts[0], s.Spec.Template, s.Spec.Selector)
